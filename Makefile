@@ -1,0 +1,38 @@
+# The README's two commands: `make run` (set up, index the corpora, answer the example questions)
+# and `make test` (set up, then the whole test suite). Everything else here serves those two.
+PY := .venv/bin/python
+QA := .venv/bin/qa
+
+.PHONY: run test setup setup-test serve eval bench
+
+# torch is installed first, alone and pinned: any other order lets a dependency pull a CUDA build.
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet torch==2.13.0
+	.venv/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: .venv/.installed
+
+# Debian's chromium for the browser test; Playwright never downloads a browser.
+.venv/.browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	touch $@
+
+setup-test: setup .venv/.browser
+
+run: setup
+	$(QA) index
+	$(QA) batch eval/examples.jsonl - --pretty
+
+test: setup-test
+	$(PY) -m pytest -q
+
+serve: setup
+	$(PY) app.py
+
+eval: setup
+	$(QA) eval
+
+bench: setup
+	$(PY) benchmarks/retrieval.py
