@@ -174,3 +174,27 @@ def is_empty_value(value: str) -> bool:
     v = re.sub(r"<選択肢>.*", "", v, flags=re.S).strip()
     v = re.sub(r"\[\s*\]", "", v).strip()
     return v in _EMPTY
+
+
+def _field_from_dict(d: dict[str, Any]) -> Field:
+    return Field(**d)
+
+
+def _record_from_dict(d: dict[str, Any]) -> Record:
+    return Record(**{**d, "fields": [_field_from_dict(f) for f in d.get("fields", [])]})
+
+
+def _section_from_dict(d: dict[str, Any]) -> Section:
+    return Section(
+        **{
+            **d,
+            "fields": [_field_from_dict(f) for f in d.get("fields", [])],
+            "records": [_record_from_dict(r) for r in d.get("records", [])],
+            "children": [_section_from_dict(c) for c in d.get("children", [])],
+        }
+    )
+
+
+def card_from_dict(d: dict[str, Any]) -> Card:
+    """The inverse of `Card.to_dict`, for cards stored in the index as JSON (never pickle)."""
+    return Card(**{**d, "sections": [_section_from_dict(s) for s in d.get("sections", [])]})
