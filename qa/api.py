@@ -1,11 +1,165 @@
-"""The Python API: what the CLI, the app and the evaluation call."""
+"""The Python API: what the CLI, the app and the evaluation call.
+
+    from qa import Assistant
+    assistant = Assistant.load()                    # index/ of the project; builds it with build=True
+    answer = assistant.ask("生活保護関係情報を受け取る提供先はどこか")
+    answer.answer, answer.citations[0].quote
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from qa.answering.answer import Answer
 from qa.config import Settings
-from qa.parsing import Corpus, load_corpus
+from qa.errors import IndexNotFoundError, QuestionError, StaleIndexError
+from qa.index import BuildReport, Index, build_index, load_index
+from qa.parsing import Card, Corpus, load_corpus
+from qa.reading import SourceText, read_source
+from qa.retrieval import HybridSearcher
+
+log = logging.getLogger(__name__)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
 
 def load_cards(settings: Settings) -> Corpus:
     """Parse every report of the corpus folder; bad files are skipped with a warning naming them."""
     return load_corpus(settings.corpus_dir, root=settings.root)
+
+
+def clean_question(question: Any, max_chars: int = 2000) -> str:
+    """The question as the answerer sees it, or QuestionError saying what is wrong with it."""
+    if not isinstance(question, str):
+        raise QuestionError(f"a question must be text, not {type(question).__name__}")
+    text = _CONTROL.sub("", question).strip()
+    if not text:
+        raise QuestionError("the question is empty: type a question about the reports (評価書についての質問を入力してください)")
+    if len(text) > max_chars:
+        raise QuestionError(
+            f"the question is {len(text):,} characters long; ask in at most {max_chars:,} (質問は{max_chars}文字以内で)"
+        )
+    return text
+
+
+def build(settings: Settings, full: bool = False, progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
+    return build_index(
+        settings.corpus_dir,
+        settings.index_dir,
+        embedding_model=settings.embedding_model,
+        full=full,
+        root=settings.root,
+        progress=progress,
+    )
+
+
+class Assistant:
+    """Owns the index, the searcher and the answer chain; thread-safe for concurrent `ask` calls."""
+
+    def __init__(self, settings: Settings, index: Index) -> None:
+        from qa.answering.chain import build_chain
+
+        self.settings = settings
+        self.index = index
+        self.searcher = HybridSearcher(index)
+        self._sources: dict[str, SourceText] = {}
+        self._lock = threading.Lock()
+        chat = None
+        if settings.chat_model:
+            from qa.answering.llm import load_chat_model
+
+            chat = load_chat_model(settings.chat_model, settings.chat_base_url)
+        self.chain = build_chain(self, chat_model=chat)
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: Path | str | None = None,
+        *,
+        settings: Settings | None = None,
+        build_if_needed: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+        **overrides: Any,
+    ) -> Assistant:
+        """Load the index; with build_if_needed, build it first when missing or out of date."""
+        settings = settings or Settings.load(**overrides)
+        if index_dir is not None:
+            settings = settings.with_(index_dir=Path(index_dir))
+        try:
+            index = load_index(settings.index_dir, settings.embedding_model)
+            reasons = index.stale_reasons(settings.corpus_dir)
+            if reasons:
+                raise StaleIndexError(settings.index_dir, "; ".join(reasons[:5]))
+        except (IndexNotFoundError, StaleIndexError) as exc:
+            if not build_if_needed:
+                raise
+            log.warning("%s; building", exc)
+            build(settings, progress=progress)
+            index = load_index(settings.index_dir, settings.embedding_model)
+        return cls(settings, index)
+
+    # -- data ----------------------------------------------------------------------------------------
+    @property
+    def cards(self) -> dict[str, Card]:
+        return self.index.cards
+
+    def card(self, spec: str) -> Card:
+        ids = self.searcher.resolve(spec)
+        return self.index.cards[ids[0]]
+
+    def source(self, card_id: str) -> SourceText:
+        """The card's file as read now, for verbatim quotes; refuses a file that changed since indexing."""
+        with self._lock:
+            cached = self._sources.get(card_id)
+            if cached is not None:
+                return cached
+            card = self.index.cards[card_id]
+            path = Path(card.source)
+            path = path if path.is_absolute() else self.settings.root / path
+            source = read_source(path)
+            expected = self.index.manifest.cards[card_id].sha256
+            if source.sha256 != expected:
+                raise StaleIndexError(self.settings.index_dir, f"{path.name} changed since it was indexed")
+            self._sources[card_id] = source
+            return source
+
+    # -- asking --------------------------------------------------------------------------------------
+    def ask(self, question: str, cards: list[str] | None = None, k: int | None = None) -> Answer:
+        started = time.perf_counter()
+        text = clean_question(question, self.settings.max_question_chars)
+        answer: Answer = self.chain.invoke({"question": text, "cards": cards, "k": k or self.settings.k})
+        answer.latency_ms = (time.perf_counter() - started) * 1000
+        return answer
+
+    def ask_batch(
+        self, questions: Iterable[str], cards: list[str] | None = None, progress: bool | None = None
+    ) -> list[Answer | Exception]:
+        """Answer many questions; a bad question yields its QuestionError in place, the rest are answered."""
+        items = list(questions)
+        show = progress if progress is not None else len(items) > 20
+        out: list[Answer | Exception] = []
+        iterator: Iterable[str] = items
+        if show:
+            from tqdm import tqdm
+
+            iterator = tqdm(items, desc="questions", unit="q")
+        for q in iterator:
+            try:
+                out.append(self.ask(q, cards=cards))
+            except QuestionError as exc:
+                out.append(exc)
+        return out
+
+    def stream(self, question: str, cards: list[str] | None = None) -> Iterator[str | Answer]:
+        """Text pieces as they are ready, then the full Answer (with citations) last."""
+        answer = self.ask(question, cards=cards)
+        text = answer.answer
+        step = max(1, len(text) // 24)
+        for i in range(step, len(text) + step, step):
+            yield text[:i]
+        yield answer

@@ -86,6 +86,144 @@ def _record_counts(card: Any) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
 
 
+# -- index / search / ask / batch ------------------------------------------------------------------------
+
+
+def _progress_bar() -> Any:
+    """A tqdm bar per build stage, on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="card" if stage in ("reading", "embedding") else "step")
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from qa.api import build
+
+    settings = _settings(args)
+    report = build(settings, full=args.full, progress=None if args.quiet else _progress_bar())
+    _out(
+        f"indexed {report.cards} cards, {report.chunks} chunks in {report.seconds:.1f} s "
+        f"({report.bytes / 1e6:.1f} MB) → {report.index_dir}"
+    )
+    _out(f"  re-embedded: {', '.join(report.reembedded) or 'none'}")
+    if report.reused:
+        _out(f"  unchanged:   {', '.join(report.reused)}")
+    for line in report.skipped:
+        _out(f"  skipped:     {line}")
+    return 0
+
+
+def _assistant(args: argparse.Namespace) -> Any:
+    from qa.api import Assistant
+
+    return Assistant.load(settings=_settings(args))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    from qa.api import clean_question
+
+    question = clean_question(args.question, assistant.settings.max_question_chars)
+    hits = assistant.searcher.search(question, k=args.k, cards=args.card or None)
+    if args.json:
+        _json([{"card": h.chunk.card, "source": h.chunk.source, "section": h.chunk.section, "score": round(h.score, 5),
+                "line": h.chunk.line, "text": h.chunk.text} for h in hits])
+        return 0
+    for rank, h in enumerate(hits, start=1):
+        c = h.chunk
+        _out(f"{rank:>2}. {h.score:.4f}  {c.card}  {c.source}:{c.line}-{c.end_line}")
+        _out(f"    {c.section}")
+        _out("    " + c.text.replace("\n", " ")[:160])
+    return 0
+
+
+def _print_answer(answer: Any) -> None:
+    _out(answer.answer)
+    if answer.citations:
+        _out("")
+        for n, c in enumerate(answer.citations, start=1):
+            _out(f"[{n}] {c.title} — {c.section}")
+            _out(f"    {c.source}:{c.line}  「{c.quote[:120]}」")
+    _out(f"\n({'abstained, ' if answer.abstained else ''}{answer.latency_ms:.0f} ms)")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    answer = assistant.ask(args.question, cards=args.card or None)
+    if args.json:
+        _json(answer.to_dict())
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """JSONL in, JSONL out; a bad line is reported with its number and the rest are still answered."""
+    from qa.errors import QuestionError
+
+    assistant = _assistant(args)
+    source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
+    sink = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    failures = 0
+    try:
+        rows = list(enumerate(source, start=1))
+        iterator: Any = rows
+        if len(rows) > 20 and sink is not sys.stdout:
+            from tqdm import tqdm
+
+            iterator = tqdm(rows, desc="questions", unit="q")
+        for lineno, line in iterator:
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+                    raise ValueError('each line must be an object with a "question" string')
+                answer = assistant.ask(item["question"], cards=item.get("cards") or None)
+            except (ValueError, QuestionError) as exc:
+                failures += 1
+                sys.stderr.write(f"{args.input}:{lineno}: {exc}\n")
+                continue
+            out = {k: v for k, v in item.items() if k not in ("question",)}
+            out.update(
+                {
+                    "id": item.get("id"),
+                    "question": item["question"],
+                    "answer": answer.answer,
+                    "abstained": answer.abstained,
+                    "citations": [
+                        {k: c.to_dict()[k] for k in ("card", "title", "source", "section", "quote", "line")}
+                        for c in answer.citations
+                    ],
+                    "retrieved": [r.to_dict() for r in answer.retrieved[: args.k]],
+                    "latency_ms": round(answer.latency_ms, 1),
+                }
+            )
+            sink.write(json.dumps(out, ensure_ascii=False, indent=2 if args.pretty else None) + "\n")
+            sink.flush()
+    finally:
+        if source is not sys.stdin:
+            source.close()
+        if sink is not sys.stdout:
+            sink.close()
+    if failures:
+        sys.stderr.write(f"{failures} line(s) could not be answered; the others were\n")
+    return 0
+
+
 # -- entry point ----------------------------------------------------------------------------------------
 
 
@@ -103,6 +241,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="also list change-history rows")
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser("index", help="build or update the index (only changed reports are re-embedded)")
+    p.add_argument("--full", action="store_true", help="rebuild everything")
+    p.add_argument("--embedding-model", help="a local sentence-transformers folder (default: built-in chiVe)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="ranked chunks for a question")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--card", action="append", help="restrict to a card (id, prefix, municipality or 事務); repeatable")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    p.add_argument("question")
+    p.add_argument("--card", action="append", help="restrict to a card (id, prefix, municipality or 事務); repeatable")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("batch", help="answer a JSONL file of questions")
+    p.add_argument("input", help='JSONL with {"id": …, "question": …} per line ("-" for stdin)')
+    p.add_argument("output", help='JSONL output ("-" for stdout)')
+    p.add_argument("-k", type=int, default=10, help="retrieved chunks kept per answer")
+    p.add_argument("--pretty", action="store_true", help="indented JSON (one object per several lines)")
+    p.set_defaults(func=cmd_batch)
+
+    for module, name in (("qa.evaluation", "add_eval_command"), ("qa.webapp", "add_serve_command")):
+        try:
+            register = getattr(__import__(module, fromlist=[name]), name)
+        except (ImportError, AttributeError):
+            continue
+        register(sub)
     return parser
 
 

@@ -68,7 +68,10 @@ class Record:
         return SEP.join(self.path)
 
     def get(self, key: str) -> Field | None:
-        """The first field whose label contains `key` (after removing markers)."""
+        """The field labelled `key` (after removing markers), else the first whose label contains it."""
+        exact = [f for f in self.fields if f.key == key]
+        if exact:
+            return next((f for f in exact if not f.empty), exact[0])
         for f in self.fields:
             if key in f.key:
                 return f
