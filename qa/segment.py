@@ -1,9 +1,10 @@
 """Japanese word segmentation with SudachiPy (sudachidict-core), shared by BM25 and the embedder.
 
-Search terms are Sudachi *normalized forms* (取扱い and 取り扱い both become 取り扱い, する becomes 為る),
-so spelling variants in the reports and in questions meet. Split mode C keeps compounds such as
-特定個人情報 whole for precise matches; the mode-A units of every compound are added as well, so a
-question that says 個人情報 or 保護 still reaches a report that wrote 特定個人情報 or 生活保護.
+Search terms are Sudachi *normalized forms* (取扱い and 取り扱い both become 取り扱い,
+する becomes 為る), so spelling variants in the reports and in questions meet. Split mode C keeps
+compounds such as 特定個人情報 whole for precise matches; the mode-A units of every compound are
+added as well, so a question saying 個人 or 保護 still reaches a report that wrote 特定個人情報 or
+生活保護.
 
 The dictionary loads on first use, not at import. A sudachipy Tokenizer is not thread-safe, so each
 thread gets its own (they share the one Dictionary).
@@ -164,6 +165,18 @@ class Segmenter:
             out.extend(parts)
         return out
 
+    def reading(self, text: str) -> str:
+        """The katakana reading of `text` (横浜 → ヨコハマ), mode-C words joined, punctuation dropped.
+
+        Lets a romanised place name in a question (yokohama) be matched to the card's kanji name.
+        """
+        text = unicodedata.normalize("NFKC", text)
+        if not text.strip():
+            return ""
+        self._tokenizer()
+        drop = self._drop
+        return "".join(m.reading_form() for _, m in self._morphemes(text) if not drop(m))
+
     def surface_tokens(self, text: str, normalize: bool = True) -> list[SurfaceToken]:
         """Mode-C words of `text` with character offsets, punctuation and spaces dropped.
 
@@ -186,12 +199,6 @@ class Segmenter:
                 continue
             out.append(SurfaceToken(m.surface(), _clean(form), offset + m.begin(), offset + m.end()))
         return out
-
-
-    def reading(self, text: str) -> str:
-        """The katakana reading of `text` (川崎 → カワサキ), for matching romanised names."""
-        text = unicodedata.normalize("NFKC", text)
-        return "".join(m.reading_form() for _, m in self._morphemes(text)) if text.strip() else ""
 
 
 @functools.cache
