@@ -329,7 +329,7 @@ def build_index(
         if isinstance(first, ChiVeEmbedding):
             first.fit_idf(c.search_text for cid in chunks_of for c in chunks_of[cid])
         todo = [c.id for c in cards]
-    dim = int(embedder.get_sentence_embedding_dimension())
+    dim = int(embedder.get_embedding_dimension())
     for n, cid in enumerate(todo, start=1):
         report("embedding", n, len(todo))
         texts = [c.search_text for c in chunks_of[cid]]
