@@ -23,7 +23,7 @@ setup-test: setup .venv/.browser
 
 run: setup
 	$(QA) index
-	$(QA) batch eval/examples.jsonl - --pretty
+	$(QA) batch eval/examples.jsonl - --text
 
 test: setup-test
 	$(PY) -m pytest -q

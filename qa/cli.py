@@ -150,14 +150,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_answer(answer: Any) -> None:
-    _out(answer.answer)
-    if answer.citations:
-        _out("")
-        for n, c in enumerate(answer.citations, start=1):
-            _out(f"[{n}] {c.title} — {c.section}")
-            _out(f"    {c.source}:{c.line}  「{c.quote[:120]}」")
-    _out(f"\n({'abstained, ' if answer.abstained else ''}{answer.latency_ms:.0f} ms)")
+def _print_answer(answer: Any, sink: Any = None) -> None:
+    write = (lambda text: sink.write(text + "\n")) if sink is not None else _out
+    write(answer.answer)
+    for n, c in enumerate(answer.citations[:8], start=1):
+        write(f"  [{n}] {c.source}:{c.line}  {c.section}")
+        write(f"      「{c.quote[:120]}」")
+    if len(answer.citations) > 8:
+        write(f"  … {len(answer.citations) - 8} more citations (--json for all)")
+    write(f"  ({'abstained, ' if answer.abstained else ''}{answer.latency_ms:.0f} ms)")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -212,7 +213,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
                     "latency_ms": round(answer.latency_ms, 1),
                 }
             )
-            sink.write(json.dumps(out, ensure_ascii=False, indent=2 if args.pretty else None) + "\n")
+            if args.text:
+                sink.write(f"Q{item.get('id') or lineno}: {item['question']}\n")
+                _print_answer(answer, sink)
+                sink.write("\n")
+            else:
+                sink.write(json.dumps(out, ensure_ascii=False, indent=2 if args.pretty else None) + "\n")
             sink.flush()
     finally:
         if source is not sys.stdin:
@@ -265,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help='JSONL output ("-" for stdout)')
     p.add_argument("-k", type=int, default=10, help="retrieved chunks kept per answer")
     p.add_argument("--pretty", action="store_true", help="indented JSON (one object per several lines)")
+    p.add_argument("--text", action="store_true", help="answers and citations for people, not JSON")
     p.set_defaults(func=cmd_batch)
 
     for module, name in (("qa.evaluation", "add_eval_command"), ("qa.webapp", "add_serve_command")):
