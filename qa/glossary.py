@@ -14,14 +14,14 @@ from qa.reading import normalize
 # template term → phrases that mean it (matched on the NFKC, lower-cased question)
 TERMS: dict[str, tuple[str, ...]] = {
     "提供先": ("提供先", "受け取る", "受けとる", "受領する", "渡す", "渡さ", "渡る", "渡され", "送る", "送ら", "提供され", "提供して",
-               "誰に", "どこに", "提供する相手", "recipient", "receive", "provided to", "shared with", "share", "gives", "sent to", "provide"),
+               "誰に", "への提供", "に提供", "提供する相手", "recipient", "receive", "provided to", "shared with", "share", "gives", "sent to", "provide"),
     "移転先": ("移転先", "移転", "庁内", "他部署", "内部", "transfer", "internal", "within the city", "other departments"),
     "委託先": ("委託先", "委託", "外注", "業者", "ベンダー", "請負", "outsourc", "contractor", "vendor", "entrust", "subcontract"),
     "再委託": ("再委託", "下請", "subcontract", "re-entrust"),
     "システム": ("システム", "system", "software", "サーバ"),
     "保管": ("保管", "保存", "保持", "保管場所", "保管期間", "どこに保管", "いつまで", "retention", "retain", "kept", "stored", "storage", "keep"),
     "消去": ("消去", "削除", "廃棄", "delete", "erase", "dispos"),
-    "問合せ": ("問合せ", "問い合わせ", "問合わせ", "連絡先", "誰に聞", "窓口", "電話", "contact", "inquir", "enquir", "phone", "ask about"),
+    "問合せ": ("問合せ", "問い合わせ", "問合わせ", "連絡先", "誰に聞", "窓口", "contact", "inquir", "enquir", "phone", "ask about"),
     "開示請求": ("開示", "請求先", "disclosure", "access request"),
     "公表日": ("公表日", "公表", "公開日", "いつ公表", "published", "publication", "release date"),
     "評価書番号": ("評価書番号", "番号は", "report number"),

@@ -7,6 +7,7 @@ in the normalised line can be cut from the raw line exactly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import unicodedata
@@ -18,13 +19,27 @@ from qa.errors import CorpusFileError
 log = logging.getLogger(__name__)
 
 # Encodings real municipal files come in. Order matters only for ties; detection decides.
-JAPANESE_ENCODINGS = ("utf_8", "cp932", "euc_jp", "shift_jis", "iso2022_jp")
+# cp932 and euc_jis_2004 carry the ① and Ⅱ of the forms, which plain shift_jis/euc_jp lack.
+JAPANESE_ENCODINGS = ("utf_8", "cp932", "euc_jp", "euc_jis_2004", "shift_jis", "shift_jis_2004")
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf_8_sig"),
+    (b"\xff\xfe\x00\x00", "utf_32"),
+    (b"\x00\x00\xfe\xff", "utf_32"),
+    (b"\xff\xfe", "utf_16"),
+    (b"\xfe\xff", "utf_16"),
+)
+_ISO2022_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b(J", b"\x1b(B")
+# A file in a legacy encoding may hold a few bytes that do not decode (a stray byte, a cut file):
+# accept it when at most this share of characters had to be replaced.
+MAX_REPLACED_RATIO = 0.002
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # Circled numbers mark the template's fields (①法令上の根拠); NFKC would turn them into plain digits
 # and make "①法令上の根拠" indistinguishable from a numbered paragraph.
 _KEEP = {chr(c) for c in range(0x2460, 0x2474)}
+_VOICING = {"\u3099", "\u309a"}  # combining (semi-)voiced sound marks, what NFKC makes of ﾞ and ﾟ
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_char(ch: str) -> str:
     if ch in _KEEP:
         return ch
@@ -33,20 +48,54 @@ def normalize_char(ch: str) -> str:
     return unicodedata.normalize("NFKC", ch)
 
 
+class _Table(dict):  # type: ignore[type-arg]
+    """str.translate table filled on first use of each character."""
+
+    def __missing__(self, code: int) -> str:
+        value = self[code] = normalize_char(chr(code))
+        return value
+
+
+_TABLE = _Table()
+
+
+def _normalized(raw: str) -> tuple[list[str], list[int], list[int]]:
+    """Normalised characters with, for each, the raw span [start, end) it came from.
+
+    Per character, so every normalised character maps back into the raw text; a voiced sound mark is
+    then composed with the kana before it (ｶﾞ → ガ, as NFKC of the whole text would do).
+    """
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for i, ch in enumerate(raw):
+        for n in normalize_char(ch):
+            if n in _VOICING and out:
+                composed = unicodedata.normalize("NFC", out[-1] + n)
+                if len(composed) == 1:
+                    out[-1] = composed
+                    ends[-1] = i + 1
+                    continue
+            out.append(n)
+            starts.append(i)
+            ends.append(i + 1)
+    return out, starts, ends
+
+
 def normalize(text: str) -> str:
     """The matching form of a text: NFKC per character, circled numbers kept."""
-    return "".join(normalize_char(ch) for ch in text)
+    if text.isascii():
+        return text
+    out = text.translate(_TABLE)
+    if "\u3099" in out or "\u309a" in out:  # compose as _normalized does
+        return "".join(_normalized(text)[0])
+    return out
 
 
 def normalize_with_map(raw: str) -> tuple[str, list[int]]:
     """Normalise `raw` and return, for each normalised character, the raw index it came from."""
-    out: list[str] = []
-    back: list[int] = []
-    for i, ch in enumerate(raw):
-        n = normalize_char(ch)
-        out.append(n)
-        back.extend([i] * len(n))
-    return "".join(out), back
+    out, starts, _ = _normalized(raw)
+    return "".join(out), starts
 
 
 @dataclass
@@ -59,7 +108,7 @@ class SourceText:
     sha256: str
     lines: list[str] = field(default_factory=list)
     norm_lines: list[str] = field(default_factory=list)
-    _maps: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    _maps: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.lines:
@@ -77,14 +126,16 @@ class SourceText:
     def raw_span(self, lineno: int, norm_start: int, norm_end: int) -> str:
         """The raw text of line `lineno` behind normalised characters [norm_start, norm_end)."""
         raw = self.lines[lineno - 1]
-        back = self._maps.get(lineno)
-        if back is None:
-            _, back = normalize_with_map(raw)
-            self._maps[lineno] = back
-        if norm_start >= norm_end or norm_start >= len(back):
+        spans = self._maps.get(lineno)
+        if spans is None:
+            _, starts, ends = _normalized(raw)
+            spans = self._maps[lineno] = (starts, ends)
+        starts, ends = spans
+        norm_start = max(norm_start, 0)
+        if norm_start >= norm_end or norm_start >= len(starts):
             return ""
-        end = min(norm_end, len(back)) - 1
-        return raw[back[norm_start] : back[end] + 1]
+        end = min(norm_end, len(starts)) - 1
+        return raw[starts[norm_start] : ends[end]]
 
     def find_quote(self, needle: str, first: int = 1, last: int | None = None) -> tuple[int, str] | None:
         """Find normalised `needle` within lines [first, last] and return (line, verbatim raw quote)."""
@@ -100,43 +151,86 @@ class SourceText:
 
 
 def decode(data: bytes, path: Path) -> tuple[str, str]:
-    """Decode bytes of a Japanese text file, detecting the encoding from the content."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "utf_8_sig"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf_16"
+    """Decode bytes of a Japanese text file, detecting the encoding from the content (never the name)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return _strip_bom(_decode_cut(data, encoding)), encoding
+            except UnicodeDecodeError as exc:
+                why = f"starts with a {encoding} byte-order mark but is not {encoding} ({exc.reason}); skipped"
+                raise CorpusFileError(path, why) from exc
+    if data.isascii() and any(esc in data for esc in _ISO2022_ESCAPES):
+        try:
+            return _decode_cut(data, "iso2022_jp"), "iso2022_jp"
+        except UnicodeDecodeError:
+            pass
     try:
-        return data.decode("utf-8"), "utf_8"
+        return _decode_cut(data, "utf_8"), "utf_8"
     except UnicodeDecodeError:
         pass
+    # UTF-8 with a stray byte or two: legacy encodings would decode it "cleanly" into mojibake.
+    text = data.decode("utf_8", errors="replace")
+    bad = text.count("\ufffd")
+    if bad <= max(1, len(text) * MAX_REPLACED_RATIO) and _japanese_ratio(text) >= 0.05:
+        log.warning("%s: %d undecodable byte(s) replaced (read as utf_8)", path.name, bad)
+        return text, "utf_8"
     # Not UTF-8: pick the legacy encoding that decodes cleanly with the most Japanese characters.
     best: tuple[float, str, str] | None = None
     for enc in JAPANESE_ENCODINGS[1:]:
         try:
-            text = data.decode(enc)
+            text = _decode_cut(data, enc)
         except UnicodeDecodeError:
             continue
         score = _japanese_ratio(text)
         if best is None or score > best[0]:
             best = (score, enc, text)
-    if best is None or best[0] < 0.05:
-        try:
-            from charset_normalizer import from_bytes
+    if best is not None and best[0] >= 0.05:
+        return best[2], best[1]
+    # Nothing decodes cleanly: accept the encoding that needs the fewest replacements, if they are rare.
+    tolerant: tuple[int, str, str] | None = None
+    for enc in JAPANESE_ENCODINGS:
+        text = data.decode(enc, errors="replace")
+        bad = text.count("\ufffd")
+        if tolerant is None or bad < tolerant[0]:
+            tolerant = (bad, enc, text)
+    if tolerant is not None:
+        bad, enc, text = tolerant
+        if bad <= max(1, len(text) * MAX_REPLACED_RATIO) and _japanese_ratio(text) >= 0.05:
+            log.warning("%s: %d undecodable byte(s) replaced (read as %s)", path.name, bad, enc)
+            return text, enc
+    try:
+        from charset_normalizer import from_bytes
 
-            match = from_bytes(data).best()
-        except ImportError:  # pragma: no cover - charset-normalizer is a declared dependency
-            match = None
-        if match is None or match.encoding is None:
-            raise CorpusFileError(path, "not text in UTF-8, CP932/Shift_JIS or EUC-JP; skipped")
-        return str(match), match.encoding
-    return best[2], best[1]
+        match = from_bytes(data).best()
+    except ImportError:  # pragma: no cover - charset-normalizer is a declared dependency
+        match = None
+    if match is None or match.encoding is None or _japanese_ratio(str(match)) < 0.05:
+        raise CorpusFileError(path, "not text in UTF-8, CP932/Shift_JIS or EUC-JP; skipped")
+    return str(match), match.encoding
+
+
+def _decode_cut(data: bytes, encoding: str) -> str:
+    """Decode strictly, except that a multi-byte character cut off at the very end (a cut file) is dropped."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(data) - 3 and exc.start > 0:
+            return data[: exc.start].decode(encoding)
+        raise
+
+
+def _strip_bom(text: str) -> str:
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _japanese_ratio(text: str) -> float:
-    if not text:
+    """Share of kana and kanji among the non-space characters; half-width kana count against (mojibake)."""
+    chars = [ch for ch in text if not ch.isspace()]
+    if not chars:
         return 0.0
-    jp = sum(1 for ch in text if "\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff")
-    return jp / len(text)
+    jp = sum(1 for ch in chars if "\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff")
+    halfwidth = sum(1 for ch in chars if "\uff61" <= ch <= "\uff9f")
+    return (jp - halfwidth) / len(chars)
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -158,8 +252,9 @@ def read_source(path: Path | str) -> SourceText:
     except OSError as exc:
         raise CorpusFileError(path, f"cannot be read ({exc.strerror or exc}); skipped") from exc
     if not data.strip():
-        raise CorpusFileError(path, "empty file; skipped")
-    if _looks_binary(data):
+        what = "no text at all" if not data else "only white space"
+        raise CorpusFileError(path, f"empty file ({what}); skipped")
+    if not data.startswith(tuple(bom for bom, _ in _BOMS)) and _looks_binary(data):
         raise CorpusFileError(path, "binary file, not text; skipped")
     text, encoding = decode(data, path)
     if not text.strip():

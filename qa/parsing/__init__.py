@@ -51,6 +51,9 @@ def parse_card(source: SourceText, card_id: str | None = None, relative_to: Path
         card.affair = _affair_of(card)
     if sum(1 for _ in card.walk()) == 0 or not any(True for _ in card.fields()):
         raise CorpusFileError(path, "no section of the national template found: not a 評価書; skipped")
+    if not any("変更箇所" in s.title for s in card.sections):
+        # Every report ends with its change history; without it the file was probably cut short.
+        card.warnings.append("no (別添) 変更箇所 section: the file may be incomplete (cut short)")
     return card
 
 
@@ -78,7 +81,12 @@ class Corpus:
 
 
 def corpus_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES)
+    """The report files of a folder. A dangling link is listed too, so that it is reported, not ignored."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if (p.is_file() or (p.is_symlink() and not p.exists())) and p.suffix.lower() in CORPUS_SUFFIXES
+    )
 
 
 def load_corpus(folder: Path | str, paths: Iterable[Path] | None = None, root: Path | None = None) -> Corpus:
@@ -87,10 +95,19 @@ def load_corpus(folder: Path | str, paths: Iterable[Path] | None = None, root: P
     corpus = Corpus()
     for path in paths if paths is not None else corpus_files(folder):
         try:
-            corpus.cards.append(parse_file(path, relative_to=root))
+            card = parse_file(path, relative_to=root)
         except CorpusFileError as exc:
             log.warning("skipped %s", exc)
             corpus.skipped.append(exc)
+            continue
+        except Exception as exc:  # a parser bug on one odd file must not stop the other cards
+            error = CorpusFileError(path, f"could not be parsed ({type(exc).__name__}: {exc}); skipped")
+            log.warning("skipped %s", error, exc_info=log.isEnabledFor(logging.DEBUG))
+            corpus.skipped.append(error)
+            continue
+        for warning in card.warnings:
+            log.info("%s: %s", Path(path).name, warning)
+        corpus.cards.append(card)
     return corpus
 
 
@@ -125,12 +142,13 @@ def _read_metadata(card: Card, source: SourceText) -> None:
                 values = _cells(nxt[1])
                 if len(values) >= 2 and re.fullmatch(r"\d+", values[0]):
                     card.number, card.title = values[0], " ".join(values[1:])
-        elif text == "評価実施機関名" and card.evaluator is None:
-            nxt = _next_value(lines, i)
-            if nxt and not nxt[1].startswith(("公表日", "個人情報保護委員会")):
+        elif cells[:1] == ["評価実施機関名"] and card.evaluator is None:
+            # The value follows on a later line, or in the next cell of the same row.
+            nxt = (i, cells[1]) if len(cells) > 1 else _next_value(lines, i)
+            if nxt and not nxt[1].startswith(("公表日", "個人情報保護委員会", "項目一覧")):
                 card.evaluator = nxt[1]
-        elif text == "公表日" and card.published is None:
-            nxt = _next_value(lines, i, limit=2)
+        elif cells[:1] == ["公表日"] and card.published is None:
+            nxt = (i, cells[1]) if len(cells) > 1 else _next_value(lines, i, limit=2)
             # 003 prints the form's version here ("[平成30年5月 様式4]"), which is not a publication date.
             if nxt and "様式" not in nxt[1]:
                 date = tpl.date_in(nxt[1])
@@ -171,7 +189,7 @@ def _reconcile_choices(card: Card) -> None:
             vocab.setdefault(f.key, set()).update(o.replace(" ", "") for o in f.options)
     for _, f in card.fields():
         known = vocab.get(f.key)
-        if not known or f.selected is None:
+        if not known or not f.selected:
             continue
         kept = [s for s in f.selected if s.replace(" ", "") in known]
         if not kept:

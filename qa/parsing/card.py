@@ -26,7 +26,8 @@ class Field:
     """A label and its value as the report states it (normalised text, HTML removed).
 
     `selected` holds the chosen options of a choice field (`[委託する]`, `[ ○ ] 情報提供ネットワークシステム`);
-    it is None when the field offers no choice or the choice cannot be read reliably.
+    it is None when the field offers no choice or the choice cannot be read reliably, and an empty list when
+    the form visibly chose nothing (an empty template field).
     """
 
     label: str
@@ -43,7 +44,10 @@ class Field:
 
     @property
     def empty(self) -> bool:
-        return is_empty_value(self.value) and not self.selected
+        """A template field left blank: no value, a dash, or a choice with nothing chosen."""
+        if self.selected:
+            return False
+        return self.selected is not None or is_empty_value(self.value)
 
 
 @dataclass

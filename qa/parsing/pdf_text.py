@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from qa.parsing import template as tpl
-from qa.parsing.card import Card, Field, Record, Section
+from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.html import read_choice
 from qa.reading import SourceText
 
@@ -22,7 +22,38 @@ _HEADER_LAST = re.compile(r"^(\S.*?)\s+(提供先|移転先)\s?(\d{1,3})$")
 _LABEL = re.compile(r"^([①-⑳][^\s]*)(?:\s+(.*))?$")
 _LABEL_TAIL = re.compile(r"^[^\s\[\]()<>0-9]{1,10}$")
 _FRAGMENT = re.compile(r"^(\[|\]|\)|\(|<選択肢>|\d\)|\[\s*\]\s*\d\))")
+# "[ 1万人以上10万人未満 ]": a chosen option printed away from its label — a value, not a torn fragment.
+_BRACKET_VALUE = re.compile(r"^\[\s*([^\[\]()○\s][^\[\]()○]*?)\s*\]?$")
+# The name of a 提供先/移転先 printed on a line of its own: an authority or a department.
+_ENTITY = re.compile(r"(知事|市町村長|市長|区長|町長|村長|大臣|委員会|機構|組合|課|室|センター|事務所|等)$")
+# Where a detached value belongs, by what it says (only ever into an empty field of the same block).
+_VALUE_KINDS = (
+    (re.compile(r"^\[?\s*[\d,]+万?人(以上|未満)"), lambda key: key.endswith("本人の数")),
+    (re.compile(r"者$"), lambda key: key.endswith("本人の範囲")),
+    (re.compile(r"(都度|随時)"), lambda key: key == "時期・頻度"),
+    (re.compile(r"^(番号法|川崎市行政手続|住民基本台帳法)"), lambda key: key == "法令上の根拠"),
+    (re.compile(r"関係情報.*もの$"), lambda key: key.endswith("する情報")),
+    (re.compile(r"事務(であって主務省令で定めるもの)?\)?$"), lambda key: key.endswith("における用途")),
+)
+_NO_TEXT = re.compile(r"^[\s\[\]()○]*$")
 _SECTION_WORDS = ("特定個人情報", "評価", "監査", "従業者", "基礎項目", "国民・住民", "第三者", "個人番号", "情報")
+
+
+def _is_label(label: str) -> bool:
+    """A circled-number line names a field, unless it is a numbered sentence of prose ("②停電等に備え、…")."""
+    key = label_key(label)
+    if not key or key in tpl.KNOWN_LABELS or any(k.startswith(key) for k in tpl.KNOWN_LABELS):
+        return True
+    return len(key) <= 30 and "。" not in key and "、" not in key
+
+
+def _completes_label(label: str, tail: str) -> bool:
+    """Whether `tail` is the rest of a template label wrapped mid-word ("…対象とな" + "る本人の数")."""
+    key = label_key(label)
+    if not tail or key in tpl.KNOWN_LABELS or not _LABEL_TAIL.match(tail):
+        return False
+    merged = key + tail
+    return any(k == merged or k.startswith(merged) for k in tpl.KNOWN_LABELS)
 
 
 def _is_toc(lines: list[str], i: int) -> bool:
@@ -51,6 +82,11 @@ class LayoutBuilder:
         self.record: Record | None = None
         self.field: Field | None = None
         self.blank_since_field = False
+        self.last_text_line = 0
+        # Lines of text that belong to no label, which may name a block whose header left its name out.
+        self.orphans: list[tuple[int, Field, Record | Section]] = []
+        self.naming: tuple[Record, int] | None = None  # a name being read from the lines after a bare header
+        self.unlabelled: set[int] = set()  # ids of fields made of text that followed no label
 
     def container(self) -> Section | None:
         return self.section or self.part
@@ -85,6 +121,39 @@ class LayoutBuilder:
         )
         container.records.append(self.record)
         self.field = None
+        if not name and kind in ("提供先", "移転先"):
+            self.claim_orphan_name(line)
+        self.orphans = []
+
+    def claim_orphan_name(self, line: int) -> None:
+        """A bare "移転先3" header: its name may be the last unlabelled entity line just above it."""
+        assert self.record is not None
+        for at, f, owner in reversed(self.orphans):
+            if line - at > 8:
+                break
+            if _ENTITY.search(f.value) and "\n" not in f.value and f in owner.fields:
+                owner.fields.remove(f)
+                self.record.name = f.value
+                self.record.line = min(self.record.line, at)
+                return
+
+    def take_name(self, text: str, lineno: int) -> bool:
+        """Read the name of a nameless 提供先/移転先 from a line of its block; True when `text` was used."""
+        record = self.record
+        if record is None or record.kind not in ("提供先", "移転先") or "。" in text or len(text) > 80:
+            return False
+        if self.naming is not None and self.naming[0] is record and self.naming[1] == lineno - 1:
+            record.name = f"{record.name}{text}"  # the name wrapped onto a second line
+            self.naming = (record, lineno)
+            return True
+        if record.name:
+            return False
+        right_after = self.last_text_line == record.line and lineno - record.line <= 2
+        if right_after or (_ENTITY.search(text) and "、" not in text):
+            record.name = text
+            self.naming = (record, lineno) if right_after else None
+            return True
+        return False
 
     def home_of(self, kind: str) -> Section | None:
         """Blocks printed after a later section heading (the layout is scrambled) go to their own section."""
@@ -120,51 +189,66 @@ class LayoutBuilder:
                 continue
             heading = None if in_changes else tpl.part_heading(text)
             if heading is not None:
-                if _is_toc(lines, i):
-                    continue
-                self.open_part(tpl.part_name(*heading), lineno)
-                in_changes = "変更箇所" in heading[1]
-                continue
-            if self.part is None:
-                continue  # title and declaration: read by the metadata pass
-            if in_changes:
+                if not _is_toc(lines, i):
+                    self.open_part(tpl.part_name(*heading), lineno)
+                    in_changes = "変更箇所" in heading[1]
+            elif self.part is None:
+                pass  # title and declaration: read by the metadata pass
+            elif in_changes:
                 self.feed_change_line(text, lineno)
-                continue
-            m = _NUMBERED.match(text)
-            if m and raw[:1].isspace() and any(w in m.group(2) for w in _SECTION_WORDS):
-                self.open_section(f"{m.group(1)}. {tpl.clean_title(m.group(2))}", lineno)
-                self.touch(lineno)
-                continue
-            header = self.block_header(text)
-            if header is not None:
-                self.open_record(*header, lineno)
-                self.touch(lineno)
-                continue
-            if tpl.RECORD_RANGE.match(text):
-                self.record = None
-                self.field = None
-                continue
-            m = _LABEL.match(text)
-            if m:
-                self.add_field(m.group(1), m.group(2) or "", lineno)
-                self.touch(lineno)
-                continue
-            f = self.field
-            if f is not None and not f.value and f.line == lineno - 1 and _LABEL_TAIL.match(text):
-                f.label += text  # "④提供する情報の対象となる" / "本人の数": a label wrapped mid-word
-                continue
-            if _FRAGMENT.match(text) and "○" not in text:
-                continue  # a checkbox or option list torn from its field: nothing a reader can use
-            if self.field is not None and (not self.blank_since_field or not self.field.value):
-                if self.field.end_line < lineno - 1 and not self.field.value:
-                    self.field.line = self.field.line  # value detached from its label: still the nearest
-                self.extend_field(text, lineno)
-                self.blank_since_field = False
             else:
-                container = self.record or self.container()
-                label = container.title if container is not None else "本文"
-                self.add_field(label, text, lineno)
+                self.feed_body(raw, text, lineno)
+            self.last_text_line = lineno
+
+    def feed_body(self, raw: str, text: str, lineno: int) -> None:
+        m = _NUMBERED.match(text)
+        if m and raw[:1].isspace() and any(w in m.group(2) for w in _SECTION_WORDS):
+            self.open_section(f"{m.group(1)}. {tpl.clean_title(m.group(2))}", lineno)
             self.touch(lineno)
+            return
+        header = self.block_header(text)
+        if header is not None:
+            self.open_record(*header, lineno)
+            self.touch(lineno)
+            return
+        if tpl.RECORD_RANGE.match(text):
+            self.record = None
+            self.field = None
+            return
+        m = _LABEL.match(text)
+        if m and _is_label(m.group(1)):
+            self.add_field(m.group(1), m.group(2) or "", lineno)
+            self.touch(lineno)
+            return
+        f = self.field
+        if f is not None and not f.value and f.line == lineno - 1:
+            # "④提供する情報の対象となる" / "本人の数 1万人以上10万人未満": a label wrapped mid-word.
+            tail, _, rest = text.partition(" ")
+            if _completes_label(f.label, tail):
+                f.label += tail
+                if rest.strip():
+                    f.value = rest.strip()
+                    f.end_line = lineno
+                self.touch(lineno)
+                return
+        if _FRAGMENT.match(text) and "○" not in text and not _BRACKET_VALUE.match(text):
+            return  # a checkbox or option list torn from its field: nothing a reader can use
+        if self.take_name(text, lineno):
+            self.touch(lineno)
+            return
+        if self.field is not None and (not self.blank_since_field or not self.field.value):
+            self.extend_field(text, lineno)
+            self.blank_since_field = False
+        else:
+            container = self.record or self.container()
+            label = container.title if container is not None else "本文"
+            self.add_field(label, text, lineno)
+            if self.record is not None or container is not None:
+                owner = self.record if self.record is not None else container
+                assert owner is not None and self.field is not None
+                self.orphans.append((lineno, self.field, owner))
+                self.unlabelled.add(id(self.field))
+        self.touch(lineno)
 
     def block_header(self, text: str) -> tuple[str, int, str | None] | None:
         m = _HEADER_FIRST.match(text)
@@ -229,12 +313,121 @@ def _rehome_records(card: Card) -> None:
             section.records.sort(key=lambda r: (r.kind, r.number or 0))
 
 
+def _place_detached_values(card: Card, unlabelled: set[int]) -> None:
+    """Values printed away from their labels ("1万人以上10万人未満" lines after "④…本人の数"): move each into
+    the block's first empty field whose label fits what the value says. Unplaceable text stays as it is."""
+    for record in card.records():
+        if record.kind not in ("提供先", "移転先"):
+            continue
+        for f in list(record.fields):
+            if id(f) not in unlabelled:
+                continue
+            f.label = record.title
+            target = None
+            for pattern, fits in _VALUE_KINDS:
+                if pattern.search(f.value):
+                    target = next(
+                        (t for t in record.fields
+                         if id(t) not in unlabelled and fits(t.key) and _NO_TEXT.match(t.value)),
+                        None,
+                    )
+                    break
+            if target is None:
+                continue
+            target.value = f.value
+            target.line, target.end_line = min(target.line, f.line), max(target.end_line, f.end_line)
+            record.fields.remove(f)
+
+
+_BLOCK_KEYS = re.compile(r"^(法令上の根拠|(提供|移転)(先における用途|する情報|する情報の対象となる本人の(数|範囲)?|方法)|時期・頻度)")
+
+
+def _pass_on_duplicates(card: Card, unlabelled: set[int]) -> None:
+    """Fields printed before their block's header go to that block.
+
+    From 提供先21 on, "③提供する情報" and "④…本人の数" come before the header "提供先21 都道府県知事", so they
+    land in the previous block (as a repeated label, or a 移転 label in a 提供先 block) or in the section
+    printed in between. Such a field moves to the block whose header follows it, when that block lacks it.
+    """
+    blocks = sorted((r for r in card.records() if r.kind in ("提供先", "移転先")), key=lambda r: r.line)
+    header_line = {id(b): b.line for b in blocks}
+
+    def lacks(block: Record, key: str) -> bool:
+        return all(g.key != key for g in block.fields)
+
+    def next_block(line: int) -> Record | None:
+        return next((b for b in blocks if header_line[id(b)] > line), None)
+
+    def move(f: Field, owner: Record | Section, to: Record) -> None:
+        owner.fields.remove(f)
+        to.fields.insert(0, f)
+        to.line = min(to.line, f.line)
+
+    for block in blocks:
+        following = next_block(header_line[id(block)])
+        other = "移転" if block.kind == "提供先" else "提供"
+        seen: set[str] = set()
+        for f in list(block.fields):
+            if id(f) in unlabelled:
+                continue
+            foreign = f.key.startswith(other)
+            if (
+                (f.key in seen or foreign)
+                and following is not None
+                and f.line < header_line[id(following)]
+                and lacks(following, f.key)
+                and (not foreign or following.kind.startswith(other))
+            ):
+                move(f, block, following)
+                continue
+            seen.add(f.key)
+    systems = sorted(card.records("システム"), key=lambda r: r.number or 0)
+    for section in card.walk():
+        for f in list(section.fields):
+            if f.key == "システムの名称":
+                # "①システムの名称 福祉総合情報システム…" printed after the section heading, away from "システム1".
+                target = next((r for r in systems if lacks(r, f.key)), None)
+                if target is not None and target in section.records:
+                    section.fields.remove(f)
+                    target.fields.insert(0, f)
+                    target.line, target.end_line = min(target.line, f.line), max(target.end_line, f.end_line)
+                continue
+            if not tpl.CIRCLED.match(f.label) or not _BLOCK_KEYS.match(f.key):
+                continue
+            following = next_block(f.line)
+            near = following is not None and header_line[id(following)] - f.end_line <= 30
+            if following is not None and near and lacks(following, f.key):
+                move(f, section, following)
+
+
+def _cover(section: Section) -> tuple[int, int]:
+    """Widen a section's line range to everything filed under it (blocks printed away from their heading)."""
+    spans = [(section.line, section.end_line)]
+    spans += [(f.line, f.end_line) for f in section.fields]
+    spans += [(r.line, r.end_line) for r in section.records]
+    spans += [_cover(child) for child in section.children]
+    section.line = min(a for a, _ in spans)
+    section.end_line = max(b for _, b in spans)
+    return section.line, section.end_line
+
+
 def parse_layout_text(card: Card, source: SourceText) -> Card:
     builder = LayoutBuilder(card)
     builder.feed(source.norm_lines)
     _rehome_records(card)
+    _pass_on_duplicates(card, builder.unlabelled)
+    _place_detached_values(card, builder.unlabelled)
+    for record in card.records():
+        record.line = min([record.line, *(f.line for f in record.fields)])
+        record.end_line = max([record.end_line, *(f.end_line for f in record.fields)])
+    for part in card.sections:
+        _cover(part)
     for _, f in card.fields():
         choice = read_choice(f.value)
         if choice is not None:
             f.selected, f.options = choice.selected, choice.options
+        elif f.selected is None:
+            m = _BRACKET_VALUE.match(f.value)
+            if m:  # "[ 1万人以上10万人未満 ]" with its option list torn away
+                f.selected = [m.group(1)]
     return card

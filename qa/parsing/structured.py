@@ -17,6 +17,14 @@ from qa.reading import SourceText
 
 _SEPARATOR = re.compile(r"^\|?[\s:|-]*-{3,}[\s:|-]*$")
 _DASHES = re.compile(r"^-+$")
+# A nested table that the converter repeated outside its cell starts with a bare form element.
+_NESTED = re.compile(r"^<(input|table|tbody|tr|td)\b", re.I)
+# 全項目評価書: "(1) 住民基本台帳ファイルを取り扱う事務の内容" opens (別添1) 事務の内容, whose heading is missing.
+_WORK_CONTENT = re.compile(r"^\(\d{1,2}\)\s*\S{1,40}を取り扱う事務の内容$")
+_ITEM_SEPARATORS = ",、・"
+_MD_BULLET = re.compile(r"^[-*+]\s+(?=\S)")
+# The option list of a choice, repeated outside its cell: "| <選択肢> |", "| 1) 10人未満 | 2) 10人以上50人未満 |".
+_OPTION_CELL = re.compile(r"^(<選択肢>|\d{1,2}\)\s*\S.*)$")
 
 
 @dataclass
@@ -46,7 +54,9 @@ def rows_of(source: SourceText) -> list[Row]:
             cells = [c.strip() for c in text.split("\t")]
         else:
             heading = stripped.startswith("#")
-            rows.append(Row(i, [stripped.lstrip("#").strip()], heading=heading))
+            text = stripped.lstrip("#").strip()
+            text = _MD_BULLET.sub("", text)  # "- ① 住民からの…": the converter's markdown list marker
+            rows.append(Row(i, [text], heading=heading))
             continue
         if all(_DASHES.match(c) or not c for c in cells):
             continue
@@ -56,6 +66,18 @@ def rows_of(source: SourceText) -> list[Row]:
         if cells:
             rows.append(Row(i, cells, trailing_empty=trailing))
     return rows
+
+
+def plain(cell: str) -> str:
+    """A cell as a reader sees it, for recognising headings and labels ("<b>委託事項2</b>" → "委託事項2")."""
+    if "<" not in cell:
+        return cell
+    return strip_html(cell).replace("\n", " ").strip()
+
+
+def _label_cell(cell: str) -> bool:
+    """A cell that can be a label: short plain text, not a form element ("<input/> 庁内連携システム")."""
+    return "<input" not in cell and _label_like(plain(cell))
 
 
 def _label_like(text: str) -> bool:
@@ -92,6 +114,7 @@ class Builder:
         self.last_row_line = 0
         self.last_number = 0
         self.change_date: str | None = None
+        self.change_date_line = 0
         self.in_toc = False
         self.toc_titles: set[str] = set()
 
@@ -137,7 +160,8 @@ class Builder:
 
     # -- rows -------------------------------------------------------------------------------------
     def feed(self, row: Row) -> None:
-        first = row.filled[0] if row.filled else ""
+        raw_first = row.filled[0] if row.filled else ""
+        first = raw_first if _NESTED.match(raw_first) else plain(raw_first)
         if first == "項目一覧":
             self.in_toc = True
             return
@@ -173,17 +197,25 @@ class Builder:
             self.ensure_home(tpl.RECORD_HOMES[m.group(1)], row.line)
             self.open_record(m.group(1), int(m.group(2)), filled[1:], row.line)
             return
-        if first.startswith("<") and self.last_field is not None:
-            return  # a nested table the converter repeated outside its cell
+        if self.last_field is not None and (
+            _NESTED.match(first) or all(_OPTION_CELL.match(c) for c in filled)
+        ):
+            return  # a nested table or option list the converter repeated outside its cell
         if tpl.RECORD_RANGE.match(first) and len(filled) == 1:
             self.close_record()
             return
         m = tpl.FILE_LEVEL.match(first)
         if m and len(filled) == 1 and self.part and self.part.title.startswith(("II ", "III ", "IV ")):
-            self.close_record()
-            self.file_level = self._new_section(first, self.part, row.line)
-            self.section = None
-            self.last_number = 0
+            self.open_file_level(first, row.line)
+            return
+        if (
+            _WORK_CONTENT.match(first)
+            and len(filled) == 1
+            and self.part is not None
+            and self.part.title.startswith("I ")
+        ):
+            self.open_part("(別添1) 事務の内容", row.line)
+            self.section = self._new_section(first, self.part, row.line)
             return
         m = tpl.NUMBERED.match(first)
         in_list = self.part is not None and any(w in self.part.title for w in ("記録項目", "事務の内容"))
@@ -201,6 +233,34 @@ class Builder:
             self.feed_items(row, first)
             return
         self.feed_field(row, filled)
+
+    def open_file_level(self, title: str, line: int) -> None:
+        """全項目評価書: "(1) 住民基本台帳ファイル" opens the per-file level of a part.
+
+        The file's name is printed under "1. 特定個人情報ファイル名", which the template puts inside the
+        per-file level; that section moves down with it and gets the name as its value.
+        """
+        assert self.part is not None
+        self.close_record()
+        heading = self.section
+        if heading is not None and (
+            heading not in self.part.children
+            or not heading.title.startswith("1.")
+            or heading.fields
+            or heading.records
+            or heading.children
+        ):
+            heading = None
+        self.file_level = self._new_section(title, self.part, heading.line if heading else line)
+        self.section = None
+        self.last_number = 0
+        if heading is not None:
+            self.part.children.remove(heading)
+            self.file_level.children.append(heading)
+            _move_under(heading, self.file_level.path)
+            heading.fields.append(Field(label=tpl.FILE_NAME_LABEL, value=title, line=line, end_line=line))
+            heading.end_line = max(heading.end_line, line)
+            self.last_number = 1
 
     def ensure_home(self, home: tuple[int, str], line: int) -> None:
         """Open the template's section for a block or label whose own heading the report left out."""
@@ -238,18 +298,38 @@ class Builder:
             assert container is not None
             container.records.append(self.record)
             return
-        assert self.record is not None
+        if self.record is None or self.record.kind != "記録項目":
+            # Items before any group heading (a cut or converted file): an unnamed group keeps them.
+            path = self.path() + ["記録項目"]
+            self.record = Record(
+                kind="記録項目", number=None, name=None, path=path, line=row.line, end_line=row.line
+            )
+            container = self.container()
+            assert container is not None
+            container.records.append(self.record)
+        bullet = text.startswith("・")
         item = strip_html(text.lstrip("・").strip())
-        if item:
-            self.record.fields.append(Field(label="項目", value=item, line=row.line, end_line=row.line))
+        for one in [item] if bullet else _split_items(item):
+            self.record.fields.append(Field(label="項目", value=one, line=row.line, end_line=row.line))
 
     def feed_field(self, row: Row, filled: list[str]) -> None:
         cells = row.cells
+        labels = [plain(c) for c in filled]
         if len(filled) == 1:
             text = filled[0]
-            if row.trailing_empty and _label_like(text):
-                self.group = text if not tpl.CIRCLED.match(text) else self.group
-                self.add_field(make_field(text, "", row.line, None))
+            section = self.section
+            if (
+                section is not None
+                and self.record is None
+                and not (section.fields or section.records or section.children)
+                and tpl.section_label(section.title) in tpl.VALUE_SECTIONS
+            ):
+                # "7. 他の評価実施機関⇥" then "なし⇥": the trailing tab does not make the value a label.
+                self.add_field(make_field(tpl.section_label(section.title), text, row.line))
+                return
+            if row.trailing_empty and _label_cell(text):
+                self.group = labels[0] if not tpl.CIRCLED.match(labels[0]) else self.group
+                self.add_field(make_field(labels[0], "", row.line, None))
                 return
             prev = self.last_field
             if prev is not None and prev.end_line == self.last_row_line and (not prev.value or prev.group == "継続"):
@@ -264,17 +344,17 @@ class Builder:
             self.add_field(make_field(label, text, row.line, None))
             return
         # Group rows: "再委託 ⇥ ④再委託の有無 ⇥ [再委託する]" or " ⇥ 使用者数 ⇥ …" (group inherited).
-        if not cells[0] and len(filled) >= 2 and _label_like(filled[0]):
-            self.add_field(make_field(filled[0], " ".join(filled[1:]), row.line, self.group))
+        if not cells[0] and len(filled) >= 2 and _label_cell(filled[0]):
+            self.add_field(make_field(labels[0], " ".join(filled[1:]), row.line, self.group))
             return
-        if len(filled) >= 3 and _label_like(filled[1]) and _label_like(filled[0]):
-            self.group = filled[0]
-            self.add_field(make_field(filled[1], " ".join(filled[2:]), row.line, filled[0]))
+        if len(filled) >= 3 and _label_cell(filled[1]) and _label_cell(filled[0]):
+            self.group = labels[0]
+            self.add_field(make_field(labels[1], " ".join(filled[2:]), row.line, labels[0]))
             return
-        home = tpl.LABEL_HOMES.get(label_key(filled[0]))
+        home = tpl.LABEL_HOMES.get(label_key(labels[0]))
         if home is not None:
             self.ensure_home(home, row.line)
-        self.add_field(make_field(filled[0], " ".join(filled[1:]), row.line, self.group))
+        self.add_field(make_field(labels[0], " ".join(filled[1:]), row.line, self.group))
 
     def add_field(self, f: Field) -> None:
         target = self.record if self.record is not None else self.container()
@@ -286,28 +366,66 @@ class Builder:
         cells = row.cells
         if len([c for c in cells if c]) < 3 or cells[0] == "変更日":
             return
-        date = tpl.date_in(cells[0]) if cells[0] else None
+        date = tpl.date_in(strip_html(cells[0])) if cells[0] else None
         if date:
             self.change_date = date
+            self.change_date_line = row.line
         values = cells + [""] * (6 - len(cells))
         fields = [
             Field(label=label, value=strip_html(v), line=row.line, end_line=row.line)
-            for label, v in zip(tpl.CHANGE_COLUMNS, [self.change_date or "", *values[1:6]])
-            if v
+            for label, v in zip(tpl.CHANGE_COLUMNS[1:], values[1:6])
+            if strip_html(v)
         ]
+        if self.change_date:
+            # A row without its own date continues the last dated one: cite the line that prints the date.
+            line = row.line if date else self.change_date_line
+            dated = Field(label=tpl.CHANGE_COLUMNS[0], value=self.change_date, line=line, end_line=line)
+            fields.insert(0, dated)
         container = self.container()
         assert container is not None
         number = len(container.records) + 1
         record = Record(
             kind="変更箇所",
             number=number,
-            name=strip_html(values[1])[:120] or None,
+            name=strip_html(values[1]).replace("\n", " ")[:120] or None,
             path=list(container.path) + [f"変更{number}"],
             line=row.line,
             end_line=row.line,
             fields=fields,
         )
         container.records.append(record)
+
+
+def _move_under(section: Section, parent_path: list[str]) -> None:
+    section.path = [*parent_path, section.title]
+    for record in section.records:
+        record.path = [*section.path, record.path[-1]]
+    for child in section.children:
+        _move_under(child, section.path)
+
+
+def _split_items(text: str) -> list[str]:
+    """A run-in list of record items ("1.個人番号,2.宛名番号", "資格状態・申請日・…") as single items.
+
+    Separators inside parentheses belong to the item ("署名データ(署名検証年月日、署名検証結果)").
+    """
+    items: list[str] = []
+    depth = 0
+    current = ""
+    for ch in text:
+        if ch in "(（[【「":
+            depth += 1
+        elif ch in ")）]】」":
+            depth = max(0, depth - 1)
+        if ch in _ITEM_SEPARATORS and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    items = [re.sub(r"^\d{1,3}\.\s*", "", i.strip()).strip() for i in items]
+    items = [i for i in items if i]
+    return items if len(items) > 1 else ([text] if text else [])
 
 
 def _is_item_group(first: str, part: Section | None) -> bool:
