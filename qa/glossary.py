@@ -16,7 +16,7 @@ TERMS: dict[str, tuple[str, ...]] = {
     "提供先": ("提供先", "受け取る", "受けとる", "受領する", "渡す", "渡さ", "渡る", "渡され", "送る", "送ら", "提供され", "提供して",
                "誰に", "への提供", "に提供", "提供する相手", "recipient", "receive", "provided to", "shared with", "share", "gives", "sent to", "provide"),
     "移転先": ("移転先", "移転", "庁内", "他部署", "内部", "transfer", "internal", "within the city", "other departments"),
-    "委託先": ("委託先", "委託", "外注", "業者", "ベンダー", "請負", "outsourc", "contractor", "vendor", "entrust", "subcontract"),
+    "委託先": ("委託先", "委託", "外注", "委託業者", "ベンダー", "請負", "outsourc", "contractor", "vendor", "entrust", "subcontract"),
     "再委託": ("再委託", "下請", "subcontract", "re-entrust"),
     "システム": ("システム", "system", "software", "サーバ"),
     "保管": ("保管", "保存", "保持", "保管場所", "保管期間", "どこに保管", "いつまで", "retention", "retain", "kept", "stored", "storage", "keep"),
@@ -105,3 +105,13 @@ def romanize(katakana: str) -> str:
             out.append(_MORA.get(ch, ""))
         i += 1
     return "".join(out)
+
+# Words that name a field of the form (the answerer's field targets): template vocabulary, not content.
+FIELD_PHRASES = (
+    "使用者数", "職員", "使用部署", "使用する部署", "支所", "使用開始日", "使用開始", "保有開始", "保有開始日", "基礎項目評価", "実施日",
+    "第三者点検", "意見の聴取", "保管期間", "保管場所", "サーバー", "サーバ", "消去方法", "手数料", "請求先", "連絡先", "担当部署",
+    "所属長", "役職", "対象人数", "本人の数", "人数", "本人の範囲", "入手元", "入手先", "入手方法", "使用目的", "目的", "情報照会",
+    "情報連携", "個人番号の利用", "法令上の根拠", "根拠", "ファイル名", "記録される項目", "項目数", "重大事故", "しきい値",
+    "ファイル簿", "事務の名称", "事務の内容", "用途", "方法", "頻度", "時期", "委託内容", "取扱者数", "再委託事項", "許諾方法",
+    "委託先名", "確認方法", "機能", "接続", "範囲", "区分", "分類", "名称",
+)

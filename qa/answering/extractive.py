@@ -32,28 +32,28 @@ KIND_TO_TARGET = {"提供先": "提供先", "移転先": "移転先", "委託事
 # Field targets: phrases in the question → label keys (in order of preference), English name, section hint.
 FIELD_TARGETS: list[tuple[tuple[str, ...], tuple[str, ...], str, str | None]] = [
     (("使用者数", "職員", "使う人", "使用する人", "staff", "employees"), ("使用者数",), "number of staff using it", None),
-    (("使用する部署", "使用部署", "使う部署", "使っている部署", "departments using"), ("使用部署",), "departments using it", None),
+    (("使用する部署", "使用部署", "使う部署", "使っている部署", "使用する支所", "支所", "departments using"), ("使用部署",), "departments using it", None),
     (("使用開始日", "使い始め", "使用を開始", "使用開始"), ("使用開始日",), "start of use", None),
     (("保有開始", "いつから保有", "保有されて", "保有している"), ("保有開始日",), "held since", None),
     (("基礎項目評価",), ("実施日",), "date of the threshold assessment", "基礎項目評価"),
     (("第三者点検",), ("方法", "実施日", "結果"), "third-party review", "第三者点検"),
     (("意見の聴取", "パブリックコメント", "意見募集"), ("方法", "実施日・期間", "主な意見の内容"), "public consultation", "意見の聴取"),
-    (("保管期間", "いつまで", "何年", "how long", "retention", "期間"), ("保管期間", "期間"), "retention period", None),
+    (("保管期間", "いつまで", "何年", "how long", "retention", "保管する期間"), ("保管期間",), "retention period", None),
     (("保管場所", "どこに保管", "どこに置", "置かれ", "サーバー", "サーバ", "stored", "where is", "保管"), ("保管場所",), "storage", None),
     (("消去方法", "消去", "削除", "廃棄", "delete", "erase", "dispos"), ("消去方法",), "erasure method", None),
     (("手数料", "fee"), ("手数料",), "fees", None),
     (("開示", "請求先", "disclosure"), ("請求先", "請求方法"), "where to request disclosure", None),
-    (("問合せ", "問い合わせ", "問合わせ", "連絡先", "contact", "inquir", "enquir", "誰に聞"), ("連絡先",), "contact", "問合せ"),
+    (("問合せ", "問い合わせ", "問合わせ", "連絡先", "contact", "inquir", "enquir", "誰に聞", "questions about", "send questions"), ("連絡先",), "contact", "問合せ"),
     (("担当部署", "所属長", "役職", "department in charge"), ("部署", "所属長の役職名"), "department in charge", "担当部署"),
     (("対象人数",), ("対象人数",), "number of people covered", None),
     (("本人の数", "何人", "how many people", "individuals", "人数"), ("対象となる本人の数", "対象人数"), "number of people covered", "基本情報"),
     (("本人の範囲", "誰の情報", "whose", "range of persons"), ("対象となる本人の範囲",), "people covered", "基本情報"),
-    (("入手元", "どこから", "入手先", "obtain", "sources"), ("入手元",), "sources", None),
+    (("入手元", "どこから", "入手先", "から入手", "から情報を入手", "obtain", "sources"), ("入手元",), "sources", None),
     (("入手方法", "どうやって入手", "入手の方法"), ("入手方法",), "how it is obtained", None),
     (("使用目的", "目的", "purpose"), ("使用目的",), "purpose of use", None),
     (("情報照会", "情報連携", "情報提供ネットワーク"), ("法令上の根拠", "実施の有無"), "network linkage", "情報連携"),
     (("個人番号の利用", "番号法の項", "法令上の根拠", "根拠", "legal basis"), ("法令上の根拠",), "legal basis", "個人番号の利用"),
-    (("ファイル名", "ファイルは何", "which files", "name of the"), ("特定個人情報ファイル名",), "file name", None),
+    (("ファイル名", "ファイルは何", "ファイルの名前", "ファイルの名称", "which files", "name of the"), ("特定個人情報ファイル名",), "file name", None),
     (("記録される項目", "項目数", "記録項目数"), ("記録される項目",), "number of record items", None),
     (("重大事故", "serious", "incident"), ("重大事故",), "serious incidents", None),
     (("しきい値", "threshold"), ("しきい値",), "threshold assessment", None),
@@ -95,7 +95,8 @@ class ExtractiveAnswerer:
         unknown = self._unknown_place(q, explicit)
         if unknown:
             return self.abstain(q, hits, f"「{unknown}」の評価書はこのコーパスにありません。", f"There is no report from {unknown} in this corpus.")
-        if q.cross and (len(scope) > 1 or not explicit):
+        named_one = len(scope) == 1 and len(self.ctx.cards) > 1
+        if q.cross and (len(scope) > 1 or not explicit) and not named_one:
             cross = self.cross(q, scope)
             if cross is not None:
                 return cross
@@ -197,7 +198,7 @@ class ExtractiveAnswerer:
     # == metadata (cover page) ===========================================================================
     def metadata(self, q: Question, card: Card, hits: list[Hit]) -> Answer | None:
         wanted = [
-            ("公表日", card.published, "publication date", "公表日", ("公表", "published", "publication")),
+            ("公表日", card.published, "publication date", "公表日", ("公表日", "いつ公表", "公表された", "公表されて", "published", "publication")),
             ("評価書番号", card.number, "report number", "評価書番号", ("評価書番号", "report number")),
             ("評価実施機関", card.evaluator, "evaluating body", "評価実施機関名", ("評価実施機関名", "評価実施機関は", "evaluat")),
         ]
@@ -235,7 +236,8 @@ class ExtractiveAnswerer:
         if words:
             def score(r: Record) -> float:
                 text = normalize(" ".join(f.value for f in r.fields)).lower()
-                return sum(1.0 + 0.1 * len(w) for w in words if w in text)
+                after = normalize(r.value("変更後の記載") or "").lower()
+                return sum(1.0 + 0.1 * len(w) + (2.0 if w in after else 0.0) for w in words if w in text)
 
             best = max(score(r) for r in rows)
             chosen = [r for r in rows if score(r) == best and best > 0]
@@ -271,6 +273,8 @@ class ExtractiveAnswerer:
             return "委託先"
         if re.search(r"(提供先|への提供|に提供|提供され|提供する相手|受け取|渡さ|渡す|渡る|誰に|recipient|receive)", stripped, re.I):
             return "提供先"
+        if re.search(r"company|companies|firm", stripped, re.I):
+            return "委託先"
         if re.search(r"システム|system", stripped, re.I):
             return "システム"
         return None
@@ -294,6 +298,10 @@ class ExtractiveAnswerer:
         else:
             chosen, named = self._narrow(q, card, records, target)
         subs = self._sub_fields(q, kind)
+        if target == "システム" and not q.record_numbers and any(q.has(*t[0]) for t in FIELD_TARGETS):
+            return None  # 「入手方法の『その他』に書かれているシステム」: a field's question, not a list of systems
+        if not named and not subs and not q.count and not q.yesno and self._about_something_else(q, card, records):
+            return None
         if q.yesno:
             if q.has("再委託", "subcontract") and target == "委託先":
                 subs = [("再委託の有無", "subcontracting")] + [s for s in subs if s[0] == "再委託事項"]
@@ -308,6 +316,14 @@ class ExtractiveAnswerer:
         if named and len(chosen) <= 2 and q.has("名称", "名前", "name", "何という"):
             return self._record_list(q, card, target, chosen, en, by_title=True)
         return self._record_list(q, card, target, chosen, en)
+
+    def _about_something_else(self, q: Question, card: Card, records: list[Record]) -> bool:
+        """The question's own words are in the report but in none of these blocks (委託先の操作ログ…)."""
+        words = [normalize(w).lower() for w in (*q.words, *q.entities) if len(w) >= 2]
+        if not words:
+            return False
+        blocks = " ".join(normalize(r.title + " " + " ".join(f.value for f in r.fields)).lower() for r in records)
+        return not any(w in blocks for w in words)
 
     def _record_text(self, r: Record, keys: Iterable[str]) -> str:
         parts = [r.name or ""] + [f.value for f in r.fields if any(k in f.key for k in keys)]
@@ -331,7 +347,7 @@ class ExtractiveAnswerer:
                     return top, True
         info_keys = ("する情報", "用途")
         info = [r for r in records if any(n in self._record_text(r, info_keys) for n in names + words)]
-        stated = [r for r in records if r.get("提供する情報") or r.get("移転する情報")]
+        stated = [r for r in records if "情報" in (r.value("提供する情報") or r.value("移転する情報") or "")]
         if info and len(info) < len(records):
             # 004's blocks are torn apart: a block whose ③ went missing cannot be judged; keep it when
             # every block that does state its information matches.
@@ -342,7 +358,7 @@ class ExtractiveAnswerer:
 
     def _sub_fields(self, q: Question, kind: str) -> list[tuple[str, str]]:
         table = [
-            (("法令上の根拠", "根拠", "legal basis", "basis"), "法令上の根拠", "legal basis"),
+            (("法令上の根拠", "根拠", "legal basis", "basis", "article", "under which"), "法令上の根拠", "legal basis"),
             (("用途", "何に使", "使い道", "what for", "used for"), "用途", "use"),
             (("提供する情報", "移転する情報", "どんな情報", "何の情報", "what information", "which information"), "する情報", "information"),
             (("方法", "どうやって", "how is", "how are", "by what means", "method"), "方法", "method"),
@@ -351,6 +367,7 @@ class ExtractiveAnswerer:
             (("取扱者数", "人数", "何人", "handlers"), "取扱者数", "number of handlers"),
             (("再委託事項",), "再委託事項", "subcontracted work"),
             (("許諾方法",), "再委託の許諾方法", "how subcontracting is approved"),
+            (("確認方法", "どうすれば確認", "確認できる"), "委託先名の確認方法", "how to check the contractor's name"),
             (("委託先名", "委託先は", "委託している先", "company"), "委託先名", "contractor"),
             (("機能", "function"), "機能", "functions"),
             (("接続", "connect"), "他のシステムとの接続", "connections"),
@@ -411,6 +428,17 @@ class ExtractiveAnswerer:
     def _record_count(self, q: Question, card: Card, records: list[Record], target: str, en: str) -> Answer:
         names = list(dict.fromkeys(n for r in records if (n := self._record_name(r, target))))
         cites = [self.cite(card, r.breadcrumb, r.name or r.title, r.line, r.end_line) for r in records[:10]]
+        label = "委託の有無" if target == "委託先" else "提供・移転の有無"
+        stated = next((f for n, f in card.fields() if label in f.key and not _in_changes(n) and not f.empty), None)
+        if stated is not None and target in ("委託先", "提供先", "移転先"):
+            shown = re.sub(r"\s*<選択肢>.*", "", stated.value).replace("\n", " ")
+            cites.insert(0, self.cite_field(card, "", stated, prefer=shown[:40]))
+            text = self._say(
+                q,
+                f"{card.label}の「{stated.key}」には「{_clip(shown, 120)}」とあり、{target}のブロックは{len(records)}件あります。",
+                f"{card.label} states '{_clip(shown, 120)}' under {stated.key}; it has {len(records)} {en} blocks.",
+            )
+            return Answer(q.text, text, False, cites, kind="number")
         text = self._say(
             q,
             f"{card.label}の{target}は{len(records)}件（ブロック数）です。名称の異なるものは{len(names)}件：{'、'.join(names)}",
@@ -424,7 +452,7 @@ class ExtractiveAnswerer:
         names: dict[str, Record] = {}
         unnamed: list[Record] = []
         for r in records:
-            name = r.name if by_title else self._record_name(r, target)
+            name = r.name if by_title and target == "委託先" else self._record_name(r, target)
             if not name:
                 unnamed.append(r)
                 continue
@@ -466,15 +494,16 @@ class ExtractiveAnswerer:
         if not q.yesno:
             return None
         choices = [
+            (("情報連携", "情報提供ネットワーク", "network"), "実施の有無"),
             (("再委託",), "再委託の有無"),
             (("委託", "outsourc", "entrust"), "委託の有無"),
             (("提供", "移転", "provide", "transfer", "share"), "提供・移転の有無"),
-            (("情報連携", "情報提供ネットワーク", "network"), "実施の有無"),
             (("重大事故", "事故", "incident"), "重大事故"),
             (("ファイル簿",), "ファイル簿"),
         ]
+        plain = re.sub(r"情報提供ネットワークシステム", "", q.norm)
         for keys, label in choices:
-            if not q.has(*keys):
+            if not any(k.lower() in (q.norm if label == "実施の有無" else plain).lower() for k in keys):
                 continue
             found = [(node, f) for node, f in card.fields() if label in f.key and f.selected and not _in_changes(node)]
             if not found:
@@ -491,6 +520,9 @@ class ExtractiveAnswerer:
             else:
                 positive = any(c.startswith(POSITIVE) and not c.startswith(NEGATIVE) for c in chosen)
             shown = "・".join(chosen)
+            count = re.search(r"\((\d+)\)\s*件", f.value)
+            if count and label == "委託の有無":
+                shown += f"（{count.group(1)}件）"
             cite = self.cite_field(card, node.breadcrumb, f, prefer=chosen[0])
             text = self._say(q, f"{'はい' if positive else 'いいえ'}。{card.label}の「{f.key}」は[{shown}]です。",
                              f"{'Yes' if positive else 'No'}: in {card.label}, '{f.key}' is [{shown}].")
@@ -504,6 +536,18 @@ class ExtractiveAnswerer:
             if items is not None:
                 return items
         targets = [t for t in FIELD_TARGETS if q.has(*t[0])]
+        for _, keys, en, section in targets[:1]:
+            if section and any(section in s.title for s in card.walk()):
+                inside = [f for s in card.walk() if section in s.title for f in s.fields if not f.empty and any(k in f.key for k in keys)]
+                if not inside:
+                    return self.abstain(q, hits, f"「{section}」の{keys[0]}は記載がありません。", f"The {en} is not stated.", card=card)
+        if q.has("区分", "分類", "categor") and q.has("記録項目", "記録される", "record item"):
+            groups = [r for r in card.records("記録項目")]
+            if groups:
+                cites = [self.cite(card, r.breadcrumb, r.name or "", r.line, r.end_line) for r in groups]
+                names = "、".join(r.name or "" for r in groups)
+                return Answer(q.text, self._say(q, f"{card.label}の記録項目の区分: {names}", f"Record item groups of {card.label}: {names}"),
+                              False, cites, kind="list")
         scored = self._score_fields(q, card, hits, targets)
         if not scored:
             return self.abstain(q, hits, "", "", card=card)
@@ -511,8 +555,11 @@ class ExtractiveAnswerer:
         if best_score < 2.5:
             return self.abstain(q, hits, "", "", card=card)
         picks = [(node, f)]
+        for s2, n2, f2 in scored[1:4]:  # the same label stated twice with different values (I.3 and II.1)
+            if f2.key == f.key and s2 >= best_score - 1.0 and normalize(f2.value) != normalize(f.value) and len(picks) < 2:
+                picks.append((n2, f2))
         # A second field when the question asks for two things (担当部署と所属長, 請求先と電話番号…).
-        if len(targets) >= 1 and len(targets[0][1]) > 1 and q.has("と", "and", "も"):
+        if targets and len(picks) == 1 and len(targets[0][1]) > 1 and q.has("と", "and", "も"):
             for s, n2, f2 in scored[1:6]:
                 if f2.key != f.key and any(k in f2.key for k in targets[0][1]) and s >= best_score - 4:
                     picks.append((n2, f2))
@@ -521,6 +568,10 @@ class ExtractiveAnswerer:
         for n, fld in picks:
             value = _show(fld, q.words)
             yn = _yes_no_word(fld, q)
+            if not yn and q.yesno and not fld.selected:
+                found = [e for e in (*q.entities, *q.words) if normalize(e).lower() in normalize(value).lower()]
+                if found:
+                    yn = "Yes — " if q.english else "はい。記載があります："
             parts.append(f"{yn}{value}")
             cites.append(self.cite_field(card, n.breadcrumb, fld, prefer=_quote_hint(fld, value)))
         where = " / ".join(f"{n.breadcrumb.split(' > ')[-1]} > {fld.key}" for n, fld in picks)
@@ -549,9 +600,9 @@ class ExtractiveAnswerer:
             for i, (_, keys, _, section) in enumerate(targets):
                 for j, k in enumerate(keys):
                     if k in key:
-                        s += 5.0 - 0.5 * j - 0.3 * i
+                        s += 5.0 - 0.5 * j - 1.0 * i
                         if section and section in node.breadcrumb:
-                            s += 2.0
+                            s += 1.0
                         break
             label = normalize(key).lower()
             s += sum(2.0 for w in words if w in label)
@@ -636,12 +687,24 @@ class ExtractiveAnswerer:
             kind, en = RECORD_TARGETS[target]
             matched: list[tuple[Card, Record, str]] = []
             for c in everyone:
+                found = False
                 for r in c.records(kind):
                     text = normalize(r.title + " " + " ".join(f.value for f in r.fields)).lower()
                     hit = next((n for n in names if normalize(n).lower() in text), None)
                     if hit:
                         matched.append((c, r, hit))
+                        found = True
                         break
+                home = tpl_home(c, kind)
+                if not found and home is not None:
+                    # Blocks torn apart (004): the name may sit in the section without a block around it.
+                    for n, f in c.fields():
+                        if not n.breadcrumb.startswith(home.breadcrumb) or _in_changes(n):
+                            continue
+                        hit = next((x for x in names if normalize(x).lower() in normalize(f.value).lower()), None)
+                        if hit:
+                            matched.append((c, Record(kind, None, None, list(n.path), f.line, f.end_line, [f]), hit))
+                            break
             if not matched:
                 return self.abstain(q, [], f"「{'・'.join(names)}」を{target}に含む評価書はありません。",
                                     f"No report lists {' / '.join(names)} among its {en}.")
@@ -696,6 +759,17 @@ class ExtractiveAnswerer:
 
 
 # == text helpers =======================================================================================
+
+
+def tpl_home(card: Card, kind: str) -> Section | None:
+    """The section the template puts a block kind in (4. 委託, 5. 提供・移転, 2. システム)."""
+    from qa.parsing import template as tpl
+
+    keyword = tpl.HOME_KEYWORDS[tpl.RECORD_HOMES[kind][0]]
+    for s in card.walk():
+        if s.path and s.path[0].startswith(("I ", "II ")) and keyword in s.title and re.match(r"\d", s.title):
+            return s
+    return None
 
 
 def _in_changes(node: Section | Record) -> bool:

@@ -35,6 +35,7 @@ GENERIC = {
     "市", "町", "村", "事務", "関する", "情報", "特定個人情報", "ファイル", "特定個人情報ファイル", "一覧", "全て", "すべて", "全部",
     "件", "何件", "番号", "名前", "名称", "幾ら", "何処", "如何", "何時", "何故", "其れ", "其々", "夫々", "挙げる", "書く", "場所",
     "本人", "評価", "データ", "該当", "場合", "方", "所", "等", "一つ", "それぞれ", "くらい", "程度", "位",
+    "件数", "追加", "削除", "変更", "変わる", "新た", "最新", "最も", "一番", "以下", "以上", "未満", "別添", "職員数",
     "the", "what", "which", "who", "whom", "where", "when", "how", "many", "much", "does", "report", "reports", "in",
     "of", "to", "for", "is", "are", "and", "or", "a", "an", "by", "its", "it", "this", "that", "there", "any", "list",
     "name", "names", "city", "s", "do", "did", "from", "with", "on", "at", "be", "as", "about", "their", "they",
@@ -72,7 +73,9 @@ class Question:
 
 
 def _vocabulary() -> set[str]:
-    phrases = {p.lower() for ps in TERMS.values() for p in ps} | set(TERMS)
+    from qa.glossary import FIELD_PHRASES
+
+    phrases = {p.lower() for ps in TERMS.values() for p in ps} | set(TERMS) | {p.lower() for p in FIELD_PHRASES}
     phrases |= {p.lower() for ps in AFFAIRS.values() for p in ps} | set(AFFAIRS)
     return {p for p in phrases if len(p) >= 2}
 
@@ -91,8 +94,9 @@ def understand(text: str, segmenter: Segmenter | None = None, identity: set[str]
     exp = expand(text)
     low = norm.lower()
     english = is_english(norm)
-    wh = bool(WH.search(norm))
-    yesno = (not wh and bool(YESNO_END.search(norm))) or bool(YESNO_EN.match(low)) or "yes or no" in low
+    sentences = [x for x in re.split(r"(?<=[。？?])", norm) if x.strip()] or [norm]
+    yesno = any(not WH.search(x) and YESNO_END.search(x.strip()) for x in sentences)
+    yesno = yesno or bool(YESNO_EN.match(low)) or "yes or no" in low
     places = re.findall(r"([一-龥ぁ-んァ-ヴー]{1,6}?(?:都|道|府|県|市|区|町|村))(?:の|は|が|で|に|では|において|、|\s|$)", norm)
     places = [p for p in places if not re.search(r"(市町村|市区町村|都道府県|区市|市長|町長|村長|本市|同市|当市|各市|各区)$", p)]
     q = Question(
@@ -122,7 +126,7 @@ def content_words(norm: str, segmenter: Segmenter, identity: set[str], english: 
         s = surface.lower()
         if form in GENERIC or s in GENERIC or len(s) < 2 or s in identity or form in identity:
             continue
-        if re.fullmatch(r"[\d.,]+|[ぁ-ん]+|.*[ぁ-ん]", s):  # numbers, particles, verbs and adjectives
+        if re.fullmatch(r"[\d.,]+|[ぁ-ん]+|.*[ぁ-ん]|[何幾].*", s):  # numbers, particles, verbs, 何回/何年
             continue
         if re.fullmatch(r"[ァ-ヴー]+", s) and (mixed or english):  # Sudachi's katakana for English words
             continue
