@@ -117,9 +117,11 @@ class ExtractiveAnswerer:
     # == refusals =======================================================================================
     def _out_of_scope(self, q: Question, card: Card, hits: list[Hit]) -> Answer | None:
         text = self._norm_text(card)
-        if q.has(*MONEY) and not any(w in f.key for _, f in card.fields() for w in ("金額", "費用", "予算")):
-            return self.abstain(q, hits, "評価書の様式には金額・費用を書く欄がありません。",
-                                "The assessment form has no field for amounts or costs.", card=card)
+        money = next((w for w in MONEY if w in q.norm.lower()), None)
+        if money and not any(w in f.key for _, f in card.fields() for w in ("金額", "費用", "予算")):
+            asked = next((w for w in q.words if w in ("予算", "金額", "費用", "契約額", "契約金額")), money)
+            return self.abstain(q, hits, f"「{asked}」は評価書の様式に記載欄がありません。",
+                                f"The assessment form has no field for '{asked}' (amounts or costs).", card=card)
         if q.has("正確に", "正確な", "exact") and q.has("何人", "人数", "how many", "number"):
             return self.abstain(q, hits, "評価書は人数を区分（例: 10万人以上100万人未満）でしか記載しません。",
                                 "The form states only a range of people (e.g. 100,000 to 1,000,000), not an exact number.", card=card)

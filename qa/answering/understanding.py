@@ -144,8 +144,10 @@ def entity_runs(norm: str, identity: set[str]) -> list[str]:
     for run in _KANJI_KATA.findall(norm):
         if len(run) < 3 or run in identity or run.lower() in GENERIC or run.isdigit():
             continue
-        if any(run == p or run in p for p in _VOCAB) or re.fullmatch(r"[A-Za-z]+", run) and run.lower() in GENERIC:
+        if any(run == p or run in p for p in _VOCAB):
             continue
+        if re.fullmatch(r"[A-Za-z&・]+", run) and not re.fullmatch(r"[A-Z&]{2,6}", run):
+            continue  # ordinary English words; acronyms (NEC) may name a company
         runs.append(run)
     return runs
 
