@@ -16,7 +16,8 @@ setup: .venv/.installed
 
 # Debian's chromium for the browser test; Playwright never downloads a browser.
 .venv/.browser:
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	(command -v chromium >/dev/null && dpkg -s fonts-ipafont-gothic >/dev/null 2>&1) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic >/dev/null)
 	touch $@
 
 setup-test: setup .venv/.browser

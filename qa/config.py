@@ -65,4 +65,9 @@ class Settings:
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        values = {k: v for k, v in changes.items() if v is not None}
+        for name in ("root", "corpus_dir", "index_dir"):
+            if name in values:
+                path = Path(values[name])
+                values[name] = path if path.is_absolute() else self.root / path
+        return replace(self, **values)

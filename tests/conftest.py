@@ -96,7 +96,7 @@ def app_assistant(assistant):  # type: ignore[no-untyped-def]
     return assistant
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def free_port():  # type: ignore[no-untyped-def]
     """A function returning a TCP port free on 127.0.0.1 right now."""
     import socket

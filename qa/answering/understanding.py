@@ -138,13 +138,24 @@ def content_words(norm: str, segmenter: Segmenter, identity: set[str], english: 
     return list(dict.fromkeys(out))
 
 
+_STRIP: list[str] = sorted(_VOCAB | {g for g in GENERIC if len(g) >= 2}, key=len, reverse=True)
+
+
 def entity_runs(norm: str, identity: set[str]) -> list[str]:
-    """Runs of kanji/katakana/Latin that may name a body, company or system: 「富士通Japan」「日本学生支援機構」."""
+    """Runs of kanji/katakana/Latin that may name a body, company or system: 「富士通Japan」「日本学生支援機構」.
+
+    A run counts only if something is left once report names, template words and question words are
+    taken out of it (児童手当事務 → 事務 → nothing; 外注先 → 先 → nothing).
+    """
     runs = []
+    strip = sorted({i for i in identity if len(i) >= 2}, key=len, reverse=True) + _STRIP
     for run in _KANJI_KATA.findall(norm):
         if len(run) < 3 or run in identity or run.lower() in GENERIC or run.isdigit():
             continue
-        if any(run == p or run in p for p in _VOCAB):
+        rest = run.lower()
+        for word in strip:
+            rest = rest.replace(word.lower(), "")
+        if len(re.sub(r"[・&]", "", rest)) < 2 or re.fullmatch(r"[一-龥]", rest):
             continue
         if re.fullmatch(r"[A-Za-z&・]+", run) and not re.fullmatch(r"[A-Z&]{2,6}", run):
             continue  # ordinary English words; acronyms (NEC) may name a company
