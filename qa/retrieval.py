@@ -78,7 +78,8 @@ class HybridSearcher:
         exp = expansion or expand(question)
         q = normalize(question)
         ascii_words = re.findall(r"[a-z]{4,}", q.lower())
-        q_tokens = set(self.segmenter.tokens(q))
+        # Whole words only: 支援 inside 日本学生支援機構 does not name the 子育て支援 report.
+        q_tokens = {form for form, _ in self.segmenter.compound_tokens(q)}
         scores: dict[str, float] = {}
         for cid, ident in self._identity.items():
             place = any(n in q for n in ident["names"] if len(n) >= 2) or any(

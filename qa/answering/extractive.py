@@ -125,6 +125,10 @@ class ExtractiveAnswerer:
         if q.has("正確に", "正確な", "exact") and q.has("何人", "人数", "how many", "number"):
             return self.abstain(q, hits, "評価書は人数を区分（例: 10万人以上100万人未満）でしか記載しません。",
                                 "The form states only a range of people (e.g. 100,000 to 1,000,000), not an exact number.", card=card)
+        annex = re.search(r"別紙\s*(\d+)", q.norm)
+        if annex and not any(f"別紙{annex.group(1)}" in s.title.replace(" ", "") for s in card.walk()):
+            return self.abstain(q, hits, f"別紙{annex.group(1)}は本文から参照されていますが、評価書ファイルには含まれていません。",
+                                f"Annex {annex.group(1)} is referred to but not included in the report file.", card=card)
         missing = [w for w in q.words if not q.english and normalize(w).lower() not in text]
         missing += [e for e in q.entities if q.english and re.search(r"[一-龥ァ-ヴ]", e) and normalize(e).lower() not in text]
         if missing:
@@ -401,7 +405,7 @@ class ExtractiveAnswerer:
                 f = r.get(key)
                 if f is None or f.empty:
                     continue
-                value = _show(f, q.words)
+                value = _headings(f.value) if key == "機能" else _show(f, q.words)
                 groups.setdefault(f"{f.key}: {value}", []).append(r.title)
                 cites.append(self.cite_field(card, r.breadcrumb, f, prefer=(f.selected or [None])[0]))
                 if key == "再委託の有無":
@@ -424,14 +428,26 @@ class ExtractiveAnswerer:
     def _record_presence(self, q: Question, card: Card, chosen: list[Record], target: str) -> Answer:
         cites = [self.cite(card, r.breadcrumb, r.name or r.title, r.line, r.end_line) for r in chosen]
         names = "、".join(r.title for r in chosen)
-        text = self._say(q, f"はい。{card.label}の{target}に記載があります：{names}", f"Yes: {card.label} lists it — {names}.")
+        # Words beyond the block's name (「定例報告会は含まれる？年何回？」): the sentence that has them.
+        words = [w for w in q.words if not any(normalize(w).lower() in normalize(r.name or "").lower() for r in chosen)]
+        detail = ""
+        if words:
+            best = max(
+                ((sum(1 for w in words if normalize(w).lower() in normalize(f.value).lower()), r, f) for r in chosen for f in r.fields),
+                key=lambda x: x[0], default=(0, None, None),
+            )
+            if best[0] and best[2] is not None and best[1] is not None:
+                detail = "：" + _show(best[2], words)
+                cites.append(self.cite_field(card, best[1].breadcrumb, best[2], prefer=_show(best[2], words)))
+        text = self._say(q, f"はい。{card.label}の{target}（{names}）に記載があります{detail}",
+                         f"Yes: {card.label} lists it — {names}{detail}.")
         return Answer(q.text, text, False, cites, kind="yesno")
 
     def _record_count(self, q: Question, card: Card, records: list[Record], target: str, en: str) -> Answer:
         names = list(dict.fromkeys(n for r in records if (n := self._record_name(r, target))))
         cites = [self.cite(card, r.breadcrumb, r.name or r.title, r.line, r.end_line) for r in records[:10]]
         label = "委託の有無" if target == "委託先" else "提供・移転の有無"
-        stated = next((f for n, f in card.fields() if label in f.key and not _in_changes(n) and not f.empty), None)
+        stated = next((f for n, f in card.fields() if _key_is(f.key, label) and not _in_changes(n) and not f.empty), None)
         if stated is not None and target in ("委託先", "提供先", "移転先"):
             shown = re.sub(r"\s*<選択肢>.*", "", stated.value).replace("\n", " ")
             cites.insert(0, self.cite_field(card, "", stated, prefer=shown[:40]))
@@ -466,6 +482,16 @@ class ExtractiveAnswerer:
                 cites.append(self.cite_field(card, r.breadcrumb, f))
             else:
                 cites.append(self.cite(card, r.breadcrumb, name, r.line, r.end_line))
+        if target == "委託先" and unnamed and not by_title:
+            # 004: the blocks are torn apart, but its ③委託先名 lines still stand in the section.
+            for n, f in card.fields():
+                if isinstance(n, Record) or _in_changes(n) or f.empty or f.key != "委託先名":
+                    continue
+                name = f.value.split("\n")[0].strip()
+                if name and name not in names and not re.fullmatch(r"(再委託|委託|[-—\s])+", name):
+                    names[name] = Record("委託事項", None, None, list(n.path), f.line, f.end_line, [f])
+                    cites.append(self.cite_field(card, n.breadcrumb, f))
+            unnamed = unnamed[: max(0, len(records) - len(names))]
         if not names:
             titles = "、".join(r.title for r in records)
             return self.abstain(q, [], f"{target}の名称が読み取れません（{titles}）。", f"The names of the {en} cannot be read.", card=card)
@@ -507,9 +533,9 @@ class ExtractiveAnswerer:
         for keys, label in choices:
             if not any(k.lower() in (q.norm if label == "実施の有無" else plain).lower() for k in keys):
                 continue
-            found = [(node, f) for node, f in card.fields() if label in f.key and f.selected and not _in_changes(node)]
+            found = [(node, f) for node, f in card.fields() if _key_is(f.key, label) and f.selected and not _in_changes(node)]
             if not found:
-                found = [(node, f) for node, f in card.fields() if label in f.key and not f.empty and not _in_changes(node)]
+                found = [(node, f) for node, f in card.fields() if _key_is(f.key, label) and not f.empty and not _in_changes(node)]
             if not found:
                 return None
             node, f = found[0]
@@ -533,6 +559,12 @@ class ExtractiveAnswerer:
 
     # == single fields ==================================================================================
     def fields(self, q: Question, card: Card, hits: list[Hit]) -> Answer | None:
+        if q.has("区分", "分類", "categor") and q.has("記録項目", "記録される", "record item") and card.records("記録項目"):
+            groups = card.records("記録項目")
+            cites = [self.cite(card, r.breadcrumb, r.name or "", r.line, r.end_line) for r in groups]
+            names = "、".join(r.name or "" for r in groups)
+            return Answer(q.text, self._say(q, f"{card.label}の記録項目の区分: {names}", f"Record item groups of {card.label}: {names}"),
+                          False, cites, kind="list")
         if q.has("記録項目", "記録される項目", "record item", "data item") and not q.has("項目数", "何項目", "記録される項目の数"):
             items = self._record_items(q, card, hits)
             if items is not None:
@@ -541,7 +573,9 @@ class ExtractiveAnswerer:
         for _, keys, en, section in targets[:1]:
             if section and any(section in s.title for s in card.walk()):
                 inside = [f for s in card.walk() if section in s.title for f in s.fields if not f.empty and any(k in f.key for k in keys)]
-                if not inside:
+                anywhere = [f for n, f in card.fields() if not f.empty and not _in_changes(n) and any(k in f.key for k in keys)
+                            and not (isinstance(n, Record) and n.kind in ("提供先", "移転先", "委託事項"))]
+                if not inside and not anywhere:
                     return self.abstain(q, hits, f"「{section}」の{keys[0]}は記載がありません。", f"The {en} is not stated.", card=card)
         if q.has("区分", "分類", "categor") and q.has("記録項目", "記録される", "record item"):
             groups = [r for r in card.records("記録項目")]
@@ -557,18 +591,21 @@ class ExtractiveAnswerer:
         if best_score < 2.5:
             return self.abstain(q, hits, "", "", card=card)
         picks = [(node, f)]
-        for s2, n2, f2 in scored[1:4]:  # the same label stated twice with different values (I.3 and II.1)
-            if f2.key == f.key and s2 >= best_score - 1.0 and normalize(f2.value) != normalize(f.value) and len(picks) < 2:
-                picks.append((n2, f2))
         # A second field when the question asks for two things (担当部署と所属長, 請求先と電話番号…).
-        if targets and len(picks) == 1 and len(targets[0][1]) > 1 and q.has("と", "and", "も"):
-            for s, n2, f2 in scored[1:6]:
+        if targets and len(targets[0][1]) > 1 and q.has("と", "and", "も"):
+            for s, n2, f2 in scored[1:8]:
                 if f2.key != f.key and any(k in f2.key for k in targets[0][1]) and s >= best_score - 4:
                     picks.append((n2, f2))
                     break
+        for s2, n2, f2 in scored[1:4]:  # the same label stated twice with different values (I.3 and II.1)
+            if f2.key == f.key and s2 >= best_score - 1.0 and normalize(f2.value) != normalize(f.value) and len(picks) < 2:
+                picks.append((n2, f2))
         parts, cites = [], []
         for n, fld in picks:
             value = _show(fld, q.words)
+            quoted = [o for o in fld.options if any(x in o for x in q.quoted)] if q.quoted else []
+            if quoted:  # 「入手方法の『その他』に書かれているシステム」: the option itself, with what it names
+                value = "・".join(quoted)
             yn = _yes_no_word(fld, q)
             if not yn and q.yesno and not fld.selected:
                 found = [e for e in (*q.entities, *q.words) if normalize(e).lower() in normalize(value).lower()]
@@ -609,11 +646,12 @@ class ExtractiveAnswerer:
             label = normalize(key).lower()
             s += sum(2.0 for w in words if w in label)
             s += sum(1.0 for w in words if w in crumb)
-            s += min(3.0, sum(0.7 for w in words if w in value))
+            s += min(3.0, sum(1.0 for w in words if w in value))
+            s += min(1.0, sum(1.0 for t in targets for ph in t[0] if len(ph) >= 3 and ph in value))
             s += min(3.0, sum(1.0 for e in ents if e in value or e in crumb))
             s += max((near.get(n, 0.0) for n in range(f.line, f.end_line + 1)), default=0.0)
             if node.breadcrumb.startswith("III") and not risk:
-                s -= 1.5
+                s -= 0.75
             if _in_changes(node):
                 s -= 4.0
             if isinstance(node, Record) and node.kind in ("提供先", "移転先", "委託事項") and not targets:
@@ -763,6 +801,11 @@ class ExtractiveAnswerer:
 # == text helpers =======================================================================================
 
 
+def _key_is(key: str, label: str) -> bool:
+    """委託の有無 is not 再委託の有無, though one label contains the other."""
+    return label in key and not (label.startswith("委託") and "再委託" in key)
+
+
 def tpl_home(card: Card, kind: str) -> Section | None:
     """The section the template puts a block kind in (4. 委託, 5. 提供・移転, 2. システム)."""
     from qa.parsing import template as tpl
@@ -790,6 +833,14 @@ def _yes_no_word(f: Field, q: Question) -> str:
     return ""
 
 
+def _headings(value: str) -> str:
+    """「1. 個人番号管理機能 …説明… 2. アクセス制御機能 …」 → 「1. 個人番号管理機能 2. アクセス制御機能」."""
+    heads = re.findall(r"(?:^|\s|\n)(\d{1,2})[.．)]?\s*([^\s。、(（]{2,30}?機能)", value)
+    if len(heads) >= 2:
+        return " ".join(f"{n}. {h}" for n, h in heads)
+    return _clip(value.replace("\n", " "), MAX_VALUE)
+
+
 def _show(f: Field, words: list[str] | None = None) -> str:
     """A field's answer as a person would read it: the chosen option, else the sentence that answers."""
     if f.selected:
@@ -799,9 +850,9 @@ def _show(f: Field, words: list[str] | None = None) -> str:
     if len(flat) <= MAX_VALUE or not words:
         return _clip(flat, MAX_VALUE)
     sentences = [s.strip() for s in re.split(r"(?<=。)|\n|(?<=\s)・", value) if s.strip()]
-    keys = [normalize(w).lower() for w in words]
+    keys = list(dict.fromkeys(normalize(w).lower() for w in words))
     scored = sorted(
-        range(len(sentences)), key=lambda i: -sum(1 for k in keys if k in normalize(sentences[i]).lower())
+        range(len(sentences)), key=lambda i: -sum(len(k) for k in keys if k in normalize(sentences[i]).lower())
     )
     best = scored[0] if scored else 0
     if sentences and sum(1 for k in keys if k in normalize(sentences[best]).lower()) > 0:

@@ -94,8 +94,8 @@ def understand(text: str, segmenter: Segmenter | None = None, identity: set[str]
     exp = expand(text)
     low = norm.lower()
     english = is_english(norm)
-    sentences = [x for x in re.split(r"(?<=[。？?])", norm) if x.strip()] or [norm]
-    yesno = any(not WH.search(x) and YESNO_END.search(x.strip()) for x in sentences)
+    sentences = [x.strip().rstrip("。") for x in re.split(r"(?<=[。？?])", norm) if x.strip()] or [norm]
+    yesno = any(not WH.search(x) and YESNO_END.search(x) for x in sentences)
     yesno = yesno or bool(YESNO_EN.match(low)) or "yes or no" in low
     places = re.findall(r"([一-龥ぁ-んァ-ヴー]{1,6}?(?:都|道|府|県|市|区|町|村))(?:の|は|が|で|に|では|において|、|\s|$)", norm)
     places = [p for p in places if not re.search(r"(市町村|市区町村|都道府県|区市|市長|町長|村長|本市|同市|当市|各市|各区)$", p)]
