@@ -76,7 +76,7 @@ class HybridSearcher:
             resolved = tuple(self.resolve(c) for c in cards)
             return Scope(tuple(dict.fromkeys(x for group in resolved for x in group)), inferred=False)
         exp = expansion or expand(question)
-        q = normalize(question)
+        q = self._mask_foreign_runs(normalize(question))
         ascii_words = re.findall(r"[a-z]{4,}", q.lower())
         # Whole words only: 支援 inside 日本学生支援機構 does not name the 子育て支援 report.
         q_tokens = {form for form, _ in self.segmenter.compound_tokens(q)}
@@ -92,6 +92,19 @@ class HybridSearcher:
             return Scope(tuple(self.index.card_ids), inferred=True)
         chosen = tuple(cid for cid, s in scores.items() if s >= best * 0.75 and s > 0)
         return Scope(chosen, inferred=True)
+
+    def _mask_foreign_runs(self, q: str) -> str:
+        """Hide long names that merely contain a report's word (支援 in 日本学生支援機構) from card scoping."""
+        names = sorted({w for ident in self._identity.values() for key in ("names", "words") for w in ident[key] if len(w) >= 2},
+                       key=len, reverse=True)
+
+        def mask(m: re.Match[str]) -> str:
+            rest = m.group(0)
+            for w in names:
+                rest = rest.replace(w, "")
+            return " " if len(rest) >= 3 else m.group(0)
+
+        return re.sub(r"[一-龥々ァ-ヴーA-Za-z0-9]{5,}", mask, q)
 
     def resolve(self, spec: str) -> tuple[str, ...]:
         """A card id, id prefix, municipality or 事務 name → card ids."""

@@ -239,6 +239,8 @@ class ExtractiveAnswerer:
         if not rows:
             return self.abstain(q, hits, "変更箇所の記載がありません。", "No change history is stated.", card=card)
         words = [normalize(w).lower() for w in (*q.entities, *q.words, *q.quoted)]
+        words += re.findall(r"(\d+)\s*件", q.norm)
+        words += [t for t in ("委託", "提供", "移転", "システム", "重大事故") if t in q.norm]
         if words:
             def score(r: Record) -> float:
                 text = normalize(" ".join(f.value for f in r.fields)).lower()
@@ -329,7 +331,7 @@ class ExtractiveAnswerer:
         if not words:
             return False
         blocks = " ".join(normalize(r.title + " " + " ".join(f.value for f in r.fields)).lower() for r in records)
-        return not any(w in blocks for w in words)
+        return any(w not in blocks for w in words)
 
     def _record_text(self, r: Record, keys: Iterable[str]) -> str:
         parts = [r.name or ""] + [f.value for f in r.fields if any(k in f.key for k in keys)]
@@ -536,12 +538,10 @@ class ExtractiveAnswerer:
             found = [(node, f) for node, f in card.fields() if _key_is(f.key, label) and f.selected and not _in_changes(node)]
             if not found:
                 found = [(node, f) for node, f in card.fields() if _key_is(f.key, label) and not f.empty and not _in_changes(node)]
-            if not found:
-                return None
+            if not found or not (found[0][1].selected or []):
+                return self._yes_no_from_blocks(q, card, label)
             node, f = found[0]
             chosen = f.selected or []
-            if not chosen:
-                return None
             if label == "提供・移転の有無":
                 want = "移転" if (q.has("移転", "transfer") and not q.has("提供", "provide")) else "提供"
                 positive = any(want in c and "行っている" in c for c in chosen)
@@ -557,12 +557,34 @@ class ExtractiveAnswerer:
             return Answer(q.text, text, False, [cite], kind="yesno")
         return None
 
+    def _yes_no_from_blocks(self, q: Question, card: Card, label: str) -> Answer | None:
+        """The choice is not legible (004), but the blocks it governs are: 委託事項N present means 委託する."""
+        kinds = {"委託の有無": ("委託事項",), "提供・移転の有無": ("提供先", "移転先")}.get(label)
+        if not kinds:
+            return None
+        blocks = [r for k in kinds for r in card.records(k)]
+        if not blocks:
+            return None
+        cites = [self.cite(card, r.breadcrumb, r.name or r.title, r.line, r.end_line) for r in blocks[:5]]
+        what = "・".join(kinds)
+        text = self._say(q, f"はい（{label}の選択は読み取れませんが、{what}が{len(blocks)}件記載されています）。{card.label}",
+                         f"Yes: the choice itself is not legible, but {card.label} lists {len(blocks)} {what} blocks.")
+        return Answer(q.text, text, False, cites, kind="yesno")
+
     # == single fields ==================================================================================
     def fields(self, q: Question, card: Card, hits: list[Hit]) -> Answer | None:
-        if q.has("区分", "分類", "categor") and q.has("記録項目", "記録される", "record item") and card.records("記録項目"):
+        part = next((s for s in card.sections if "記録項目" in s.title), None)
+        if q.has("区分", "分類", "categor") and q.has("記録項目", "記録される", "record item") and part is not None:
             groups = card.records("記録項目")
-            cites = [self.cite(card, r.breadcrumb, r.name or "", r.line, r.end_line) for r in groups]
-            names = "、".join(r.name or "" for r in groups)
+            if groups:
+                cites = [self.cite(card, r.breadcrumb, r.name or "", r.line, r.end_line) for r in groups]
+                names = "、".join(r.name or "" for r in groups)
+            else:  # groups printed inline: 【決定関連情報】氏名、…
+                found = [(m, f) for s in part.walk() for f in s.fields for m in re.findall(r"【([^】]{2,30})】", f.value)]
+                cites = [self.cite(card, part.breadcrumb, f"【{m}】", f.line, f.end_line) for m, f in found]
+                names = "、".join(dict.fromkeys(m for m, _ in found))
+            if not names:
+                return None
             return Answer(q.text, self._say(q, f"{card.label}の記録項目の区分: {names}", f"Record item groups of {card.label}: {names}"),
                           False, cites, kind="list")
         if q.has("記録項目", "記録される項目", "record item", "data item") and not q.has("項目数", "何項目", "記録される項目の数"):
@@ -573,8 +595,8 @@ class ExtractiveAnswerer:
         for _, keys, en, section in targets[:1]:
             if section and any(section in s.title for s in card.walk()):
                 inside = [f for s in card.walk() if section in s.title for f in s.fields if not f.empty and any(k in f.key for k in keys)]
-                anywhere = [f for n, f in card.fields() if not f.empty and not _in_changes(n) and any(k in f.key for k in keys)
-                            and not (isinstance(n, Record) and n.kind in ("提供先", "移転先", "委託事項"))]
+                anywhere = [f for n, f in card.fields() if not f.empty and not _in_changes(n) and len(keys[0]) >= 4
+                            and keys[0] in f.key and not (isinstance(n, Record) and n.kind in ("提供先", "移転先", "委託事項"))]
                 if not inside and not anywhere:
                     return self.abstain(q, hits, f"「{section}」の{keys[0]}は記載がありません。", f"The {en} is not stated.", card=card)
         if q.has("区分", "分類", "categor") and q.has("記録項目", "記録される", "record item"):
@@ -593,16 +615,19 @@ class ExtractiveAnswerer:
         picks = [(node, f)]
         # A second field when the question asks for two things (担当部署と所属長, 請求先と電話番号…).
         if targets and len(targets[0][1]) > 1 and q.has("と", "and", "も"):
-            for s, n2, f2 in scored[1:8]:
-                if f2.key != f.key and any(k in f2.key for k in targets[0][1]) and s >= best_score - 4:
+            first = next((k for k in targets[0][1] if k in f.key), None)
+            for s, n2, f2 in scored[1:12]:
+                other = next((k for k in targets[0][1] if k in f2.key), None)
+                if other and other != first and s >= best_score - 5:
                     picks.append((n2, f2))
                     break
         for s2, n2, f2 in scored[1:4]:  # the same label stated twice with different values (I.3 and II.1)
             if f2.key == f.key and s2 >= best_score - 1.0 and normalize(f2.value) != normalize(f.value) and len(picks) < 2:
                 picks.append((n2, f2))
         parts, cites = [], []
+        number_q = q.has("何年", "何日", "何回", "何件", "いつ", "どれくらい", "どのくらい", "how long", "how many", "when")
         for n, fld in picks:
-            value = _show(fld, q.words)
+            value = _show(fld, [*q.words, *(["#number"] if number_q else [])])
             quoted = [o for o in fld.options if any(x in o for x in q.quoted)] if q.quoted else []
             if quoted:  # 「入手方法の『その他』に書かれているシステム」: the option itself, with what it names
                 value = "・".join(quoted)
@@ -850,12 +875,16 @@ def _show(f: Field, words: list[str] | None = None) -> str:
     if len(flat) <= MAX_VALUE or not words:
         return _clip(flat, MAX_VALUE)
     sentences = [s.strip() for s in re.split(r"(?<=。)|\n|(?<=\s)・", value) if s.strip()]
-    keys = list(dict.fromkeys(normalize(w).lower() for w in words))
-    scored = sorted(
-        range(len(sentences)), key=lambda i: -sum(len(k) for k in keys if k in normalize(sentences[i]).lower())
-    )
+    keys = list(dict.fromkeys(normalize(w).lower() for w in words if not w.startswith("#")))
+    wants_number = any(w == "#number" for w in words)
+
+    def weight(i: int) -> float:
+        text = normalize(sentences[i]).lower()
+        return sum(len(k) for k in keys if k in text) + (2.0 if wants_number and re.search(r"\d", text) else 0.0)
+
+    scored = sorted(range(len(sentences)), key=lambda i: -weight(i))
     best = scored[0] if scored else 0
-    if sentences and sum(1 for k in keys if k in normalize(sentences[best]).lower()) > 0:
+    if sentences and weight(best) > 0:
         return _clip(sentences[best], MAX_VALUE)
     return _clip(flat, MAX_VALUE)
 
