@@ -116,6 +116,7 @@ class Builder:
         self.change_date: str | None = None
         self.change_date_line = 0
         self.in_toc = False
+        self.open_label: Field | None = None
         self.toc_titles: set[str] = set()
 
     # -- containers -------------------------------------------------------------------------------
@@ -331,6 +332,16 @@ class Builder:
                 self.group = labels[0] if not tpl.CIRCLED.match(labels[0]) else self.group
                 self.add_field(make_field(labels[0], "", row.line, None))
                 return
+            if _standalone_label(text):
+                # 001 prints 「保管場所 ※」 on a line of its own, its value as the paragraphs below.
+                self.add_field(make_field(labels[0], "", row.line, None))
+                self.open_label = self.last_field
+                return
+            if self.open_label is not None and self.open_label is self.last_field:
+                f = self.open_label
+                f.value = (f.value + "\n" + strip_html(text)).strip()
+                f.end_line = row.line
+                return
             prev = self.last_field
             if prev is not None and prev.end_line == self.last_row_line and (not prev.value or prev.group == "継続"):
                 cont = make_field(prev.label, text, row.line)
@@ -357,6 +368,7 @@ class Builder:
         self.add_field(make_field(labels[0], " ".join(filled[1:]), row.line, self.group))
 
     def add_field(self, f: Field) -> None:
+        self.open_label = None
         target = self.record if self.record is not None else self.container()
         assert target is not None
         target.fields.append(f)
@@ -432,6 +444,12 @@ def _is_item_group(first: str, part: Section | None) -> bool:
     if part is None or "記録項目" not in part.title:
         return False
     return first.startswith(("【", "○")) or first.startswith(("- ・", "・", "- "))
+
+
+def _standalone_label(text: str) -> bool:
+    """A known template label alone on its line, marked ※ as the form prints it: 「保管場所 ※」."""
+    m = re.fullmatch(r"([^\s※]{2,24})\s*※", text.strip())
+    return bool(m) and label_key(m.group(1)) in tpl.KNOWN_LABELS
 
 
 def parse_structured(card: Card, source: SourceText) -> Card:
