@@ -14,7 +14,7 @@ from typing import Any
 
 from qa.parsing.card import SEP, Card, Field, Record, Section
 
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 MAX_CHARS = 500
 OVERLAP_SENTENCES = 1
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
@@ -150,7 +150,7 @@ class _Chunker:
             ("評価書の種類", meta.kind),
         ]
         text = "\n".join(f"{k}: {v if v else '記載なし'}" for k, v in parts)
-        self.emit("表紙", "表紙", text, 1, min(40, max(1, _cover_end(meta))))
+        self.emit("表紙", "表紙 評価書番号・評価書名・評価実施機関・公表日・評価書の種類", text, 1, min(40, max(1, _cover_end(meta))))
 
 
 def _cover_end(card: Card) -> int:

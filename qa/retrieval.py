@@ -21,12 +21,28 @@ from pydantic import ConfigDict
 
 from qa.chunking import Chunk
 from qa.errors import CardNotFoundError
-from qa.glossary import AFFAIRS, Expansion, expand, romanize
+from qa.glossary import AFFAIRS, FIELD_PHRASES, Expansion, expand, romanize
 from qa.index import Index
 from qa.reading import normalize
 from qa.segment import Segmenter
 
 RRF_K = 60
+CHANGE_WEIGHT = 0.3
+_CHANGE_WORDS = re.compile(r"変更|変わ|改訂|修正|追加され|削除され|change|amend|revis|added|removed")
+
+
+RISK_WEIGHT = 0.6
+_RISK_WORDS = re.compile(r"リスク|対策|措置|監査|教育|啓発|risk|measure|safeguard|audit")
+
+
+def _where(chunk: Chunk) -> str:
+    """What a chunk is about, for the structure bonus: breadcrumb, block kind and every field label in it."""
+    labels = " ".join(line.split(":", 1)[0] for line in chunk.text.split("\n") if ":" in line)
+    return f"{chunk.section} {chunk.label} {chunk.record_kind or ''} {labels}"
+
+
+def _about_changes(text: str) -> bool:
+    return bool(_CHANGE_WORDS.search(text))
 CANDIDATES = 200
 # Words in every report's name say nothing about which report is meant.
 _GENERIC = {"事務", "関する", "評価書", "重点項目評価書", "全項目評価書", "重点", "項目", "全項目", "支給", "決定", "及び", "実施"}
@@ -53,6 +69,9 @@ class HybridSearcher:
         self.index = index
         self.segmenter = segmenter or Segmenter()
         self._identity = {cid: self._identity_of(card) for cid, card in index.cards.items()}
+        self._change_rows = np.array([c.section.startswith("(別添") and "変更箇所" in c.section for c in index.chunks], dtype=bool)
+        self._labels = [_where(c) for c in index.chunks]
+        self._risk_rows = np.array([c.section.startswith("III ") for c in index.chunks], dtype=bool)
 
     # -- which cards ------------------------------------------------------------------------------------
     def _identity_of(self, card: Any) -> dict[str, set[str]]:
@@ -146,6 +165,12 @@ class HybridSearcher:
             ranks[name] = rank
             fused[order] += 1.0 / (RRF_K + 1 + np.arange(len(order)))
         fused += self._structure_bonus(exp, allowed)
+        if not _about_changes(exp.text):
+            # The change history repeats every section's name and vocabulary; it answers only questions about changes.
+            fused[self._change_rows] *= CHANGE_WEIGHT
+        if not _RISK_WORDS.search(exp.text):
+            # III リスク対策 repeats II's headings (4. 委託, 5. 提供・移転); the facts asked about sit in II.
+            fused[self._risk_rows] *= RISK_WEIGHT
         fused[~allowed] = 0
         top = [int(i) for i in np.argsort(-fused, kind="stable")[:k] if fused[i] > 0]
         return [
@@ -182,13 +207,12 @@ class HybridSearcher:
     def _structure_bonus(self, exp: Expansion, allowed: np.ndarray) -> np.ndarray:
         """Chunks whose block or section is what the question asks about (提供先, 保管, 問合せ…) rank higher."""
         bonus = np.zeros(len(self.index))
-        if not exp.terms:
+        q = normalize(exp.text)
+        wanted = [t.replace("委託先", "委託") for t in exp.terms] + [p for p in FIELD_PHRASES if len(p) >= 3 and p in q]
+        if not wanted:
             return bonus
-        wanted = [t.replace("委託先", "委託") for t in exp.terms]
-        for i, chunk in enumerate(self.index.chunks):
-            if not allowed[i]:
-                continue
-            where = f"{chunk.section} {chunk.label} {chunk.record_kind or ''}"
+        for i in np.flatnonzero(allowed):
+            where = self._labels[i]
             hits = sum(1 for t in wanted if t in where)
             if hits:
                 bonus[i] = hits / (RRF_K + 1) * 0.75
