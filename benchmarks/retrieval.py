@@ -37,11 +37,10 @@ from qa.evaluation import (  # noqa: E402
     RankedChunk,
     card_rank,
     find_evidence,
-    hit_rate,
     load_gold,
-    mean_reciprocal_rank,
     percentile,
     read_corpus_text,
+    retrieval_summary,
     section_rank,
 )
 
@@ -78,12 +77,7 @@ def measure(
         "p50_ms": percentile(latencies, 50),
         "p95_ms": percentile(latencies, 95),
     }
-    for k in HIT_KS:
-        out[f"card_hit@{k}"] = hit_rate(card_ranks, k)
-    out["card_mrr"] = mean_reciprocal_rank(card_ranks, K)
-    for k in HIT_KS:
-        out[f"section_hit@{k}"] = hit_rate(sec_ranks, k)
-    out["section_mrr"] = mean_reciprocal_rank(sec_ranks, K)
+    out.update(retrieval_summary(card_ranks, sec_ranks))
     return out
 
 

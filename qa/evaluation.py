@@ -527,6 +527,16 @@ def evaluate_system(
 # ================================================================================================
 
 
+def retrieval_summary(card_ranks: Sequence[int | None], sec_ranks: Sequence[int | None]) -> dict[str, float | None]:
+    """hit@1/5/10 and MRR@10 at card and section level, as the report and the benchmark print them."""
+    out: dict[str, float | None] = {}
+    for level, ranks in (("card", card_ranks), ("section", sec_ranks)):
+        for k in HIT_KS:
+            out[f"{level}_hit@{k}"] = hit_rate(ranks, k)
+        out[f"{level}_mrr"] = mean_reciprocal_rank(ranks, K)
+    return out
+
+
 def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Aggregate per-question rows of one system into the report's metrics (None: not applicable)."""
     answerable = [r for r in rows if r["type"] != UNANSWERABLE]
@@ -543,12 +553,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "answerable": len(answerable),
         "errors": sum(1 for r in rows if r.get("error") is not None),
     }
-    for k in HIT_KS:
-        out[f"card_hit@{k}"] = hit_rate(card_ranks, k)
-    out["card_mrr"] = mean_reciprocal_rank(card_ranks, K)
-    for k in HIT_KS:
-        out[f"section_hit@{k}"] = hit_rate(sec_ranks, k)
-    out["section_mrr"] = mean_reciprocal_rank(sec_ranks, K)
+    out.update(retrieval_summary(card_ranks, sec_ranks))
     out["answer_accuracy"] = _mean(r["correct"] for r in rows) if answered else None
     out["answerable_accuracy"] = _mean(r["correct"] for r in answerable) if answered else None
     out["abstention_accuracy"] = abstention_accuracy(types, abst)
