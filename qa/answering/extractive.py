@@ -241,11 +241,16 @@ class ExtractiveAnswerer:
         words = [normalize(w).lower() for w in (*q.entities, *q.words, *q.quoted)]
         words += re.findall(r"(\d+)\s*件", q.norm)
         words += [t for t in ("委託", "提供", "移転", "システム", "重大事故") if t in q.norm]
+        words = list(dict.fromkeys(words))
+        # 「…が総合キャリアオプションに変わった」: the row whose new text says so is the one asked about.
+        became = re.search(r"([^\s、。がは]{2,40}?)(?:に|へ)(?:変わ|変更|替わ)", q.norm)
+        target_value = normalize(became.group(1)).lower() if became else None
         if words:
             def score(r: Record) -> float:
                 text = normalize(" ".join(f.value for f in r.fields)).lower()
                 after = normalize(r.value("変更後の記載") or "").lower()
-                return sum(1.0 + 0.1 * len(w) + (2.0 if w in after else 0.0) for w in words if w in text)
+                bonus = 10.0 if target_value and target_value in after else 0.0
+                return bonus + sum(1.0 + 0.1 * len(w) + (2.0 if w in after else 0.0) for w in words if w in text)
 
             best = max(score(r) for r in rows)
             chosen = [r for r in rows if score(r) == best and best > 0]

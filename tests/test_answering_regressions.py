@@ -1,0 +1,97 @@
+"""One test per answerer failure found on the gold set; each docstring names the old behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qa.reading import normalize
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _text(answer) -> str:  # type: ignore[no-untyped-def]
+    return normalize(answer.answer).replace(" ", "")
+
+
+def _verbatim(answer) -> None:  # type: ignore[no-untyped-def]
+    for c in answer.citations:
+        assert c.quote in (ROOT / c.source).read_text(encoding="utf-8-sig")
+
+
+def test_wh_question_ending_in_masuka_is_not_yes_no(assistant) -> None:
+    """「どこに委託していますか」 was answered 「はい…[委託する]」 instead of naming the contractors."""
+    a = assistant.ask("川崎市の児童手当事務では、特定個人情報ファイルの取扱いをどこに委託していますか")
+    assert not a.answer.startswith("はい")
+    assert "アイネス" in _text(a) and "日立製作所" in _text(a)
+
+
+def test_yes_no_with_a_count_reads_the_choice_and_its_count(assistant) -> None:
+    """「委託するとしていますか。何件ですか」 was answered with 再委託の有無 (its label contains 委託の有無)."""
+    a = assistant.ask("川崎市の児童手当の評価書では、特定個人情報ファイルの取扱いを委託するとしていますか。何件ですか")
+    assert a.answer.startswith("はい") and "委託する" in a.answer and "2件" in a.answer
+    assert "再委託" not in a.answer
+    _verbatim(a)
+
+
+def test_contractors_of_torn_blocks_come_from_their_section(assistant) -> None:
+    """004's 委託事項 blocks are scrambled; the list said 「名称の読み取れない委託先が4件」 and nothing else."""
+    a = assistant.ask("川崎市の生活保護の外注先（委託先）はどこ？")
+    assert not a.abstained
+    assert "富士通Japan" in a.answer and "社会保険診療報酬支払基金" in a.answer
+    _verbatim(a)
+
+
+def test_cross_report_by_option_value(assistant) -> None:
+    """「提供・移転を『行っていない』評価書」 matched words in 移転先 names of three wrong reports."""
+    a = assistant.ask("特定個人情報の提供・移転を「行っていない」評価書はどれか")
+    assert "熊谷市" in a.answer
+    assert "川崎市" not in a.answer and "松戸市" not in a.answer
+    _verbatim(a)
+
+
+def test_cross_report_by_company_name_finds_torn_blocks_too(assistant) -> None:
+    """「委託先に富士通Japan」 found only 豊中市; 004 names it outside any readable block."""
+    a = assistant.ask("委託先に富士通Japanが入っている評価書はどれとどれ？")
+    assert "豊中市" in a.answer and "生活保護" in a.answer
+    assert set(a.cards) == {"002_eeb43361c0371a47", "004_f28069411e69241a"}
+
+
+def test_a_name_containing_a_reports_word_does_not_pick_that_report(assistant) -> None:
+    """支援 inside 日本学生支援機構 scoped the question to the 子育て支援 report, which then abstained."""
+    a = assistant.ask("提供先として独立行政法人日本学生支援機構を明記している評価書は？")
+    assert not a.abstained
+    assert "児童手当" in a.answer and "生活保護" in a.answer
+
+
+def test_change_date_is_the_row_whose_new_text_names_it(assistant) -> None:
+    """「委託先が総合キャリアオプションに変わったのはいつ」 took an older row that only mentions the same work."""
+    a = assistant.ask("松戸市住基でマイナンバーカードのコールセンター業務の委託先が総合キャリアオプションに変わったのはいつ")
+    assert "令和6年6月21日" in a.answer
+    _verbatim(a)
+
+
+def test_annex_missing_from_the_file_is_not_stated(assistant) -> None:
+    """003 refers to 別紙1 for its 80 recipients but does not include it; the answer listed the one block."""
+    a = assistant.ask("松戸市の住基の評価書の別紙1に載っている提供先の一覧を全部見せて")
+    assert a.abstained and "別紙1" in a.answer
+
+
+def test_standalone_label_gathers_its_paragraphs(assistant) -> None:
+    """001 prints 「保管場所 ※」 alone on a line; the bullets under it were loose text and the answer abstained."""
+    a = assistant.ask("熊谷市の子育て支援の評価書で、特定個人情報の保管場所は？")
+    assert not a.abstained and "データセンターのサーバ室" in a.answer
+    _verbatim(a)
+
+
+def test_non_change_question_does_not_retrieve_change_history(assistant) -> None:
+    """変更箇所 rows repeat every section's vocabulary and crowded the top 10 for ordinary questions."""
+    hits = assistant.searcher.search("川崎市の児童手当の評価書で使用開始日はいつか", k=5)
+    assert not any("変更箇所" in h.chunk.section for h in hits)
+    cover = assistant.searcher.search("熊谷市の子育て支援の評価書の評価書番号は", k=5)
+    assert any(h.chunk.section == "表紙" for h in cover)
+
+
+def test_exact_headcount_is_not_stated(assistant) -> None:
+    """「正確に何人」 was answered with the form's range, as if it were the exact number."""
+    a = assistant.ask("川崎市の児童手当を受給している人は正確に何人ですか")
+    assert a.abstained and "10万人以上100万人未満" in a.answer
