@@ -532,7 +532,8 @@ class ExtractiveAnswerer:
             (("情報連携", "情報提供ネットワーク", "network"), "実施の有無"),
             (("再委託",), "再委託の有無"),
             (("委託", "outsourc", "entrust"), "委託の有無"),
-            (("提供", "移転", "provide", "transfer", "share"), "提供・移転の有無"),
+            (("提供・移転", "提供先", "移転先", "提供して", "提供を行", "提供され", "移転して", "移転を行", "移転され",
+              "provide", "transfer", "share"), "提供・移転の有無"),
             (("重大事故", "事故", "incident"), "重大事故"),
             (("ファイル簿",), "ファイル簿"),
         ]
@@ -658,6 +659,7 @@ class ExtractiveAnswerer:
             for line in range(h.chunk.line, h.chunk.end_line + 1):
                 near[line] = max(near.get(line, 0.0), 1.5 / (rank + 1))
         risk = q.has("リスク", "対策", "措置", "risk", "measure")
+        blocks_asked = q.has("提供", "移転", "委託", "recipient", "transfer", "outsourc")
         out: list[tuple[float, Section | Record, Field]] = []
         for node, f in card.fields():
             if f.empty:
@@ -669,7 +671,7 @@ class ExtractiveAnswerer:
             for i, (_, keys, _, section) in enumerate(targets):
                 for j, k in enumerate(keys):
                     if k in key:
-                        s += 5.0 - 0.5 * j - 1.0 * i
+                        s += 5.0 - 0.5 * j - 2.0 * i
                         if section and section in node.breadcrumb:
                             s += 1.0
                         break
@@ -684,8 +686,8 @@ class ExtractiveAnswerer:
                 s -= 0.75
             if _in_changes(node):
                 s -= 4.0
-            if isinstance(node, Record) and node.kind in ("提供先", "移転先", "委託事項") and not targets:
-                s -= 0.5
+            if isinstance(node, Record) and node.kind in ("提供先", "移転先", "委託事項") and not blocks_asked:
+                s -= 1.5  # a 提供先 block's ④本人の数 is not the file's 本人の数
             if f.label == getattr(node, "title", None):  # free text under a heading, not a labelled field
                 s -= 0.5
             out.append((s, node, f))

@@ -220,6 +220,13 @@ class LayoutBuilder:
             self.add_field(m.group(1), m.group(2) or "", lineno)
             self.touch(lineno)
             return
+        bare = re.sub(r"\s*※$", "", text)
+        if bare != text or (label_key(bare) in tpl.KNOWN_LABELS and raw[:1].isspace()):
+            # A template label without a circled number, alone and indented: 「 使用部署」「 保管場所　※」.
+            if label_key(bare) in tpl.KNOWN_LABELS or bare != text and len(bare) <= 24:
+                self.add_field(bare, "", lineno)
+                self.touch(lineno)
+                return
         f = self.field
         if f is not None and not f.value and f.line == lineno - 1:
             # "④提供する情報の対象となる" / "本人の数 1万人以上10万人未満": a label wrapped mid-word.
