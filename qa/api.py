@@ -18,14 +18,16 @@ from typing import Any
 
 from qa.answering.answer import Answer
 from qa.config import Settings
-from qa.errors import IndexNotFoundError, QuestionError, StaleIndexError
+from qa.errors import CardNotFoundError, CorruptIndexError, IndexNotFoundError, QuestionError, StaleIndexError
 from qa.index import BuildReport, Index, build_index, load_index
 from qa.parsing import Card, Corpus, load_corpus
 from qa.reading import SourceText, read_source
 from qa.retrieval import HybridSearcher
 
 log = logging.getLogger(__name__)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+# Control and invisible formatting characters, and lone surrogates (from JSON "\ud800" escapes), which no
+# encoder accepts and Sudachi refuses: removed from a question before anything else sees it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff\ud800-\udfff]")
 
 
 def load_cards(settings: Settings) -> Corpus:
@@ -45,6 +47,35 @@ def clean_question(question: Any, max_chars: int = 2000) -> str:
             f"the question is {len(text):,} characters long; ask in at most {max_chars:,} (質問は{max_chars}文字以内で)"
         )
     return text
+
+
+def clean_cards(cards: Any) -> list[str] | None:
+    """A card filter as the searcher takes it: None (all cards) or a list of non-empty card specs.
+
+    One spec may be given as a plain string; anything else but a list of strings is a QuestionError.
+    """
+    if cards is None:
+        return None
+    if isinstance(cards, str):
+        cards = [cards]
+    if not isinstance(cards, (list, tuple)) or not all(isinstance(c, str) for c in cards):
+        raise QuestionError(
+            f"cards must be a list of card ids (e.g. [\"003\"]) or none, not {type(cards).__name__}"
+        )
+    kept = [c.strip() for c in (_CONTROL.sub("", c) for c in cards) if c.strip()]
+    return kept or None
+
+
+def chain_input(inp: Any, max_chars: int = 2000) -> dict[str, Any]:
+    """What the answer chain accepts, checked: a question (text) or {"question": …, "cards": …, "k": …}."""
+    if isinstance(inp, str):
+        inp = {"question": inp}
+    if not isinstance(inp, dict):
+        raise QuestionError(f'the chain takes a question or {{"question": …}}, not {type(inp).__name__}')
+    k = inp.get("k")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise QuestionError(f"k must be a positive whole number of passages, not {k!r}")
+    return {**inp, "question": clean_question(inp.get("question"), max_chars), "cards": clean_cards(inp.get("cards"))}
 
 
 def build(settings: Settings, full: bool = False, progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
@@ -74,7 +105,12 @@ class Assistant:
             from qa.answering.llm import load_chat_model
 
             chat = load_chat_model(settings.chat_model, settings.chat_base_url)
-        self.chain = build_chain(self, chat_model=chat)
+        from langchain_core.runnables import RunnableLambda
+
+        # A checking step first, so that `chain.invoke` with any input returns an Answer (or abstains) or
+        # raises QuestionError, as `ask` does.
+        check = RunnableLambda(lambda inp: chain_input(inp, settings.max_question_chars), name="check_input")
+        self.chain = (check | build_chain(self, chat_model=chat)).with_config(run_name="pia_qa")
 
     @classmethod
     def load(
@@ -118,9 +154,22 @@ class Assistant:
             cached = self._sources.get(card_id)
             if cached is not None:
                 return cached
-            card = self.index.cards[card_id]
+            card = self.index.cards.get(card_id)
+            if card is None:
+                raise CardNotFoundError(f"no card {card_id!r} in the index; known cards: {', '.join(self.cards)}")
             path = Path(card.source)
             path = path if path.is_absolute() else self.settings.root / path
+            # Only files of the corpus folder are ever read: a tampered cards.jsonl naming ../../etc/passwd
+            # (or a corpus file that is a link leading out) is refused before anything is opened.
+            corpus = self.settings.corpus_dir.resolve()
+            try:
+                path = path.resolve()
+                path.relative_to(corpus)
+            except (ValueError, OSError) as exc:
+                raise CorruptIndexError(
+                    self.settings.index_dir,
+                    f"card {card_id} names {card.source!r}, which is not a file of the corpus folder {corpus}",
+                ) from exc
             source = read_source(path)
             expected = self.index.manifest.cards[card_id].sha256
             if source.sha256 != expected:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -171,12 +172,44 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encodable(text: str) -> str:
+    """`text` with lone surrogates (from JSON "\\ud800" escapes) replaced, so that it can be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+# Characters JSON leaves raw that str.splitlines() (and JavaScript, for the last two) take as line breaks:
+# escaped, so that one answer stays one line of the JSONL output whatever a question echoes.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _json_line(obj: Any, pretty: bool) -> str:
+    indent = 2 if pretty else None
+    text = json.dumps(obj, ensure_ascii=False, indent=indent)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate somewhere in the echoed input: \u-escape everything
+        return json.dumps(obj, ensure_ascii=True, indent=indent)
+    if any(ch in text for ch in _LINE_BREAKS):
+        for ch, escaped in _LINE_BREAKS.items():
+            text = text.replace(ch, escaped)
+    return text
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     """JSONL in, JSONL out; a bad line is reported with its number and the rest are still answered."""
-    from qa.errors import QuestionError
+    from qa.api import clean_cards
+    from qa.errors import CardNotFoundError, QuestionError
 
     assistant = _assistant(args)
-    source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
+    if args.input == "-":  # bytes, decoded line by line: one undecodable line must not stop the batch
+        stdin_bytes = getattr(sys.stdin, "buffer", None)
+        source = stdin_bytes if stdin_bytes is not None else io.BytesIO(sys.stdin.read().encode("utf-8", "replace"))
+    else:
+        source = open(args.input, "rb")  # noqa: SIM115
     sink = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     failures = 0
     try:
@@ -186,17 +219,24 @@ def cmd_batch(args: argparse.Namespace) -> int:
             from tqdm import tqdm
 
             iterator = tqdm(rows, desc="questions", unit="q")
-        for lineno, line in iterator:
-            if not line.strip():
+        for lineno, data in iterator:
+            if not data.strip():
                 continue
             try:
+                # utf-8-sig: a file saved by Notepad starts with a byte-order mark.
+                line = data.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 item = json.loads(line)
                 if not isinstance(item, dict) or not isinstance(item.get("question"), str):
                     raise ValueError('each line must be an object with a "question" string')
-                answer = assistant.ask(item["question"], cards=item.get("cards") or None)
-            except (ValueError, QuestionError) as exc:
+                answer = assistant.ask(item["question"], cards=clean_cards(item.get("cards")))
+            except UnicodeDecodeError as exc:
                 failures += 1
-                sys.stderr.write(f"{args.input}:{lineno}: {exc}\n")
+                sys.stderr.write(f"{args.input}:{lineno}: not UTF-8 text (byte {exc.start}); skipped\n")
+                continue
+            except (ValueError, QuestionError, CardNotFoundError, RecursionError) as exc:
+                failures += 1
+                why = "nested too deeply" if isinstance(exc, RecursionError) else _encodable(str(exc))[:500]
+                sys.stderr.write(f"{args.input}:{lineno}: {why}\n")
                 continue
             out = {k: v for k, v in item.items() if k not in ("question",)}
             out.update(
@@ -209,19 +249,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
                         {k: c.to_dict()[k] for k in ("card", "title", "source", "section", "quote", "line")}
                         for c in answer.citations
                     ],
-                    "retrieved": [r.to_dict() for r in answer.retrieved[: args.k]],
+                    "retrieved": [r.to_dict() for r in answer.retrieved[: max(args.k, 0)]],
                     "latency_ms": round(answer.latency_ms, 1),
                 }
             )
             if args.text:
-                sink.write(f"Q{item.get('id') or lineno}: {item['question']}\n")
+                sink.write(_encodable(f"Q{item.get('id') or lineno}: {item['question']}") + "\n")
                 _print_answer(answer, sink)
                 sink.write("\n")
             else:
-                sink.write(json.dumps(out, ensure_ascii=False, indent=2 if args.pretty else None) + "\n")
+                sink.write(_json_line(out, args.pretty) + "\n")
             sink.flush()
     finally:
-        if source is not sys.stdin:
+        if args.input != "-":
             source.close()
         if sink is not sys.stdout:
             sink.close()

@@ -3,7 +3,9 @@
 Layout of `index/`: a `CURRENT` file naming the live generation folder `gen-…/`, which holds
 manifest.json, cards.jsonl, chunks.jsonl, tokens.jsonl, embeddings.npy, dense.faiss, bm25/ and (for the
 built-in embedder) model/. A build writes a new generation and only then replaces CURRENT, so a crash
-mid-build leaves the previous index usable. Nothing is pickled: JSON, .npy (allow_pickle=False), FAISS.
+mid-build leaves the previous index usable; the next build removes the `.tmp-gen-*` folder it left. Builds
+of one folder take turns (an flock on `.build.lock`). Nothing is pickled: JSON, .npy (allow_pickle=False),
+FAISS. Corpus files that are links leading out of the corpus folder are refused (skipped by name).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import shutil
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ from qa.chunking import CHUNKER_VERSION, Chunk, chunk_card
 from qa.errors import CorpusFileError, CorruptIndexError, IndexNotFoundError, QAError, StaleIndexError
 from qa.parsing import CORPUS_SUFFIXES, Card, parse_card
 from qa.parsing.card import card_from_dict
+from qa.reading import outside_folder as outside_corpus
 from qa.reading import read_source
 from qa.segment import Segmenter, dictionary_version
 
@@ -56,6 +60,8 @@ class Manifest:
     skipped: list[str] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     reembedded: list[str] = field(default_factory=list)
+    # sha256 of each skipped corpus file (by file name), so that fixing a skipped file makes the index stale.
+    skipped_files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1)
@@ -97,7 +103,7 @@ class Index:
         manifest: Manifest,
         cards: list[Card],
         chunks: list[Chunk],
-        tokens: list[list[str]],
+        tokens: list[list[str]] | None,
         embeddings: np.ndarray,
         dense: Any,
         bm25: Any,
@@ -107,31 +113,52 @@ class Index:
         self.manifest = manifest
         self.cards = {c.id: c for c in cards}
         self.chunks = chunks
-        self.tokens = tokens
+        # None: read from the generation's tokens.jsonl on first use. Only an incremental build needs the
+        # tokens, and at 1,000 reports they are ~25M strings: answering questions does not pay for them.
+        self._tokens = tokens
         self.embeddings = embeddings
         self.dense = dense
         self.bm25 = bm25
         self.embedder = embedder
-        self.card_of_chunk = np.array([list(self.cards).index(c.card) for c in chunks], dtype=np.int32)
         self.card_ids = list(self.cards)
+        position = {cid: i for i, cid in enumerate(self.card_ids)}
+        self.card_of_chunk = np.fromiter((position[c.card] for c in chunks), dtype=np.int32, count=len(chunks))
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+    @property
+    def tokens(self) -> list[list[str]]:
+        """The BM25 tokens of each chunk (read from disk the first time when the index was loaded)."""
+        if self._tokens is None:
+            self._tokens = _read_tokens(self.folder, len(self.chunks))
+        return self._tokens
+
+    @tokens.setter
+    def tokens(self, value: list[list[str]]) -> None:
+        self._tokens = value
 
     # -- staleness -------------------------------------------------------------------------------------
     def stale_reasons(self, corpus_dir: Path, root: Path | None = None) -> list[str]:
         """Why this index no longer matches the corpus folder (empty list: it matches)."""
         reasons: list[str] = []
         current: dict[str, str] = {}
+        names: dict[str, str] = {}
         for path in corpus_files(corpus_dir):
-            current[card_id_for(path)] = file_sha256(path)
+            cid = card_id_for(path)
+            names[cid] = path.name
+            # A link out of the corpus folder is refused by the build; its target is not read here either.
+            current[cid] = "" if outside_corpus(path, corpus_dir) is not None else file_sha256(path)
         indexed = {k: v.sha256 for k, v in self.manifest.cards.items()}
         skipped = {Path(s.split(":")[0]).stem for s in self.manifest.skipped}
+        skipped_files = self.manifest.skipped_files
         for cid, digest in current.items():
             if cid in indexed and indexed[cid] != digest:
                 reasons.append(f"{cid} changed")
             elif cid not in indexed and cid not in skipped:
                 reasons.append(f"{cid} is new")
+            elif cid in skipped and names[cid] in skipped_files and skipped_files[names[cid]] != digest:
+                reasons.append(f"{cid} changed since it was skipped")
         for cid in indexed:
             if cid not in current:
                 reasons.append(f"{cid} was removed")
@@ -165,6 +192,19 @@ def _write_jsonl(path: Path, rows: Iterable[Any]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_tokens(folder: Path, expected: int) -> list[list[str]]:
+    """tokens.jsonl of a generation, each distinct token stored once (the same words recur millions of times)."""
+    pool: dict[str, str] = {}
+    intern = pool.setdefault
+    try:
+        rows = [[intern(t, t) for t in row] for row in _read_jsonl(folder / "tokens.jsonl")]
+    except (OSError, ValueError, TypeError) as exc:
+        raise CorruptIndexError(folder.parent, f"tokens.jsonl unreadable: {type(exc).__name__}: {exc}") from exc
+    if len(rows) != expected:
+        raise CorruptIndexError(folder.parent, f"tokens.jsonl has {len(rows)} rows for {expected} chunks")
+    return rows
 
 
 def _verify_files(folder: Path, manifest: Manifest) -> None:
@@ -201,15 +241,17 @@ def load_index(index_dir: Path, embedding_model: str | None = None, model_cache:
     try:
         cards = [card_from_dict(d) for d in _read_jsonl(folder / "cards.jsonl")]
         chunks = [Chunk.from_dict(d) for d in _read_jsonl(folder / "chunks.jsonl")]
-        tokens = [list(row) for row in _read_jsonl(folder / "tokens.jsonl")]
         embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
         dense = faiss.read_index(str(folder / "dense.faiss"))
         bm25 = bm25s.BM25.load(str(folder / "bm25"), allow_pickle=False)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise CorruptIndexError(index_dir, f"{type(exc).__name__}: {exc}") from exc
-    if not (len(chunks) == len(tokens) == embeddings.shape[0] == dense.ntotal):
-        raise CorruptIndexError(index_dir, "chunk, token and vector counts disagree")
-    return Index(folder, manifest, cards, chunks, tokens, embeddings, dense, bm25, embedder)
+    if not (len(chunks) == embeddings.shape[0] == dense.ntotal):
+        raise CorruptIndexError(index_dir, "chunk and vector counts disagree")
+    known = {c.id for c in cards}
+    if any(c.card not in known for c in chunks):
+        raise CorruptIndexError(index_dir, "chunks.jsonl names a card that cards.jsonl lacks")
+    return Index(folder, manifest, cards, chunks, None, embeddings, dense, bm25, embedder)
 
 
 def _embedder_for(folder: Path | None, spec: str | None, model_cache: Path | None) -> Any:
@@ -238,11 +280,102 @@ class BuildReport:
 
 def _try_previous(index_dir: Path, spec: str | None, model_cache: Path | None) -> Index | None:
     try:
-        return load_index(index_dir, spec, model_cache)
+        previous = load_index(index_dir, spec, model_cache)
+        previous.tokens  # noqa: B018 - read now: a damaged tokens.jsonl means a full rebuild, not a failed one
+        return previous
     except QAError as exc:
         if not isinstance(exc, IndexNotFoundError):
             log.warning("previous index not reused (%s); rebuilding everything", exc)
         return None
+
+
+class _BuildLock:
+    """An exclusive lock on the index folder for the length of a build (flock: released if the process dies).
+
+    A second build of the same folder (the app building at start-up while `qa index` runs) waits for the
+    first, then reuses what it built.
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        self.path = index_dir / ".build.lock"
+        self._file: Any = None
+
+    def __enter__(self) -> _BuildLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return self
+        self._file = self.path.open("a")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another build of %s is running; waiting for it to finish", self.path.parent)
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+
+
+def _remove_leftovers(index_dir: Path) -> list[str]:
+    """Remove what a build killed halfway left behind: `.tmp-*` folders and a `.CURRENT.tmp` pointer.
+
+    Only called while holding the build lock, so no other build is writing them. Generation folders other
+    than the one CURRENT names are removed after each successful build.
+    """
+    removed = []
+    for path in index_dir.glob(".tmp-*"):
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        removed.append(path.name)
+    (index_dir / ".CURRENT.tmp").unlink(missing_ok=True)
+    for path in (index_dir / "_models").glob(".*"):  # a model being saved into the default cache
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"_models/{path.name}")
+    if removed:
+        log.warning("removed %s left by an interrupted build", ", ".join(sorted(removed)))
+    return removed
+
+
+class _OnePass(Segmenter):
+    """A Segmenter answering `compound_tokens` with a result computed already.
+
+    Lets a build segment each chunk once with Sudachi and take both the BM25 tokens (`tokens`) and the
+    embedder's word ids (`ChiVeEmbedding.word_ids`) from that one result, each by its own code.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: list[tuple[str, tuple[str, ...]]] = []
+
+    def compound_tokens(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
+        return self.current
+
+
+class _WordIdCache:
+    """Precomputed ChiVe word ids of the chunks to embed, handed to the module while it fits and encodes.
+
+    The module's `word_ids` is replaced on the instance for the length of a `with` block: a text put in
+    the cache is answered from it (once), any other text is segmented as usual.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.ids: dict[str, np.ndarray] = {}
+        self._original = module.word_ids
+
+    def __call__(self, text: str) -> list[int]:
+        ids = self.ids.pop(text, None)
+        return self._original(text) if ids is None else ids.tolist()
+
+    def __enter__(self) -> _WordIdCache:
+        self.module.word_ids = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.__dict__.pop("word_ids", None)
+        self.ids.clear()
 
 
 def build_index(
@@ -256,92 +389,179 @@ def build_index(
     progress: Progress | None = None,
     batch_size: int = 256,
 ) -> BuildReport:
-    """Build or update the index; only cards whose file changed are parsed and embedded again."""
+    """Build or update the index; only cards whose file changed are parsed and embedded again.
+
+    Holds a lock on `index_dir` while it runs, and first removes what an interrupted build left there.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with _BuildLock(index_dir):
+        _remove_leftovers(index_dir)
+        return _build(corpus_dir, index_dir, embedding_model, full, root, model_cache, progress, batch_size)
+
+
+def _build(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedding_model: str | None,
+    full: bool,
+    root: Path | None,
+    model_cache: Path | None,
+    progress: Progress | None,
+    batch_size: int,
+) -> BuildReport:
     import bm25s
     import faiss
 
     from qa.embeddings import ChiVeEmbedding, model_id, save_model
 
     started = time.perf_counter()
-    index_dir.mkdir(parents=True, exist_ok=True)
     model_cache = model_cache or index_dir / "_models"
     previous = None if full else _try_previous(index_dir, embedding_model, model_cache)
     files = corpus_files(corpus_dir)
     report = progress or (lambda stage, done, total: None)
 
+    # The embedder: reuse the previous generation's (its IDF was fitted on this corpus) or start fresh.
+    # Loaded first, so that each chunk's word ids come from the same Sudachi pass as its BM25 tokens.
+    embedder = previous.embedder if previous is not None else _embedder_for(None, embedding_model, model_cache)
+    module = embedder[0]
+    chive = isinstance(module, ChiVeEmbedding)
     segmenter = Segmenter()
+    one_pass = _OnePass()
+    pool: dict[str, str] = {}  # each distinct token string stored once
+    intern = pool.setdefault
+
+    previous_rows: dict[str, list[int]] = defaultdict(list)
+    previous_line: dict[str, int] = {}
+    if previous is not None:
+        for i, c in enumerate(previous.chunks):
+            previous_rows[c.card].append(i)
+        previous_line = {cid: i for i, cid in enumerate(previous.card_ids)}
+    # Reused cards are written by copying their lines from the previous generation's files.
+    copy = _LineCopier(previous) if previous is not None else None
+
     cards: list[Card] = []
     chunks_of: dict[str, list[Chunk]] = {}
     tokens_of: dict[str, list[list[str]]] = {}
+    ids_of: dict[str, list[np.ndarray]] = {}
     vectors_of: dict[str, np.ndarray] = {}
     entries: dict[str, CardEntry] = {}
     skipped: list[str] = []
+    skipped_files: dict[str, str] = {}
     todo: list[str] = []
     seen_hashes: dict[str, str] = {}
+
+    def skip(path: Path, why: str, digest: str = "") -> None:
+        skipped.append(why)
+        skipped_files[path.name] = digest
+        log.warning("skipped %s", why)
+
     for n, path in enumerate(files, start=1):
         report("reading", n, len(files))
         cid = card_id_for(path)
-        try:
-            digest = file_sha256(path)
-        except OSError as exc:
-            skipped.append(f"{path.name}: cannot be read ({exc}); skipped")
-            continue
-        if digest in seen_hashes:
-            skipped.append(f"{path.name}: same content as {seen_hashes[digest]}; skipped as a duplicate")
-            log.warning("skipped %s", skipped[-1])
+        target = outside_corpus(path, corpus_dir)
+        if target is not None:
+            skip(path, f"{path.name}: a link to {target}, outside the corpus folder {corpus_dir}; refused")
             continue
         old = previous.manifest.cards.get(cid) if previous else None
+        source = None
+        try:
+            if old is not None and cid in previous.cards:  # type: ignore[union-attr]
+                digest = file_sha256(path)
+            else:  # a new card is read (and hashed) once
+                source = read_source(path)
+                digest = source.sha256
+        except OSError as exc:
+            skip(path, f"{path.name}: cannot be read ({exc}); skipped")
+            continue
+        except CorpusFileError as exc:
+            skip(path, str(exc), _digest_or_empty(path))
+            continue
+        if digest in seen_hashes:
+            skip(path, f"{path.name}: same content as {seen_hashes[digest]}; skipped as a duplicate", digest)
+            continue
         if previous is not None and old is not None and old.sha256 == digest and cid in previous.cards:
-            rows = [i for i, c in enumerate(previous.chunks) if c.card == cid]
+            rows = previous_rows.get(cid, [])
             cards.append(previous.cards[cid])
             chunks_of[cid] = [previous.chunks[i] for i in rows]
             tokens_of[cid] = [previous.tokens[i] for i in rows]
             vectors_of[cid] = previous.embeddings[rows]
             entries[cid] = old
+            if copy is not None:
+                copy.reuse(cid, previous_line[cid], rows)
             seen_hashes[digest] = path.name
             continue
         try:
-            source = read_source(path)
-            if source.sha256 != digest:  # replaced while we were reading: take what we read
-                digest = source.sha256
+            if source is None:
+                source = read_source(path)
+                if source.sha256 != digest:  # replaced since we hashed it: index what we read
+                    digest = source.sha256
             card = parse_card(source, card_id=cid, relative_to=root)
         except CorpusFileError as exc:
-            skipped.append(str(exc))
-            log.warning("skipped %s", exc)
+            skip(path, str(exc), digest)
             continue
         seen_hashes[digest] = path.name
         cards.append(card)
         chunks = chunk_card(card)
         chunks_of[cid] = chunks
-        tokens_of[cid] = [segmenter.tokens(c.search_text) for c in chunks]
+        tokens: list[list[str]] = []
+        ids: list[np.ndarray] = []
+        own_segmenter = module.segmenter if chive else None
+        if chive:
+            module.segmenter = one_pass  # word_ids below reads the pass made for BM25
+        try:
+            for chunk in chunks:
+                text = chunk.search_text
+                one_pass.current = segmenter.compound_tokens(text)  # the one Sudachi pass over this chunk
+                tokens.append([intern(t, t) for t in one_pass.tokens(text)])
+                if chive:
+                    ids.append(np.asarray(module.word_ids(text), dtype=np.int32))
+        finally:
+            if chive:
+                module.segmenter = own_segmenter
+        tokens_of[cid] = tokens
+        ids_of[cid] = ids
         entries[cid] = CardEntry(source=card.source, sha256=digest, chunks=len(chunks))
         todo.append(cid)
+        del source
 
     if not cards:
         raise QAError(f"no readable report in {corpus_dir}: nothing to index ({'; '.join(skipped) or 'empty folder'})")
 
-    # The embedder: reuse the previous generation's (its IDF was fitted on this corpus) or start fresh.
-    if previous is not None:
-        embedder = previous.embedder
-    else:
-        embedder = _embedder_for(None, embedding_model, model_cache)
-        first = embedder[0]
-        if isinstance(first, ChiVeEmbedding):
-            first.fit_idf(c.search_text for cid in chunks_of for c in chunks_of[cid])
+    fresh = previous is None
+    # What is reused was copied out above (vectors) or is referenced (cards, chunks, tokens): let the rest of
+    # the previous generation go (its FAISS and BM25 indexes are ~1 GB at 1,000 reports) before building new ones.
+    previous = None
+    previous_rows.clear()
+    if fresh:
         todo = [c.id for c in cards]
+    use_ids = chive and _ids_agree(module, segmenter, chunks_of, ids_of, todo)
+    cache = _WordIdCache(module) if use_ids else None
+    if fresh and chive:
+        if cache is not None:
+            with cache:
+                module.fit_idf(_cached_texts(cache, chunks_of, ids_of, todo))
+        else:
+            module.fit_idf(c.search_text for cid in todo for c in chunks_of[cid])
     dim = int(embedder.get_embedding_dimension())
+
+    # Embed the changed cards' chunks in large batches across cards (one encode call per card is slow
+    # at 1,000 reports); progress is still reported per card.
+    group: list[str] = []
+    size = 0
     for n, cid in enumerate(todo, start=1):
-        report("embedding", n, len(todo))
-        texts = [c.search_text for c in chunks_of[cid]]
-        vectors = embedder.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        vectors_of[cid] = np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
+        group.append(cid)
+        size += len(chunks_of[cid])
+        if size >= 4 * batch_size or n == len(todo):
+            _embed_group(embedder, cache, group, chunks_of, ids_of, vectors_of, dim, batch_size)
+            report("embedding", n, len(todo))
+            group, size = [], 0
+    ids_of.clear()
 
     order = [c.id for c in cards]
     all_chunks = [c for cid in order for c in chunks_of[cid]]
     all_tokens = [t for cid in order for t in tokens_of[cid]]
-    embeddings = np.concatenate([vectors_of[cid] for cid in order]).astype(np.float32)
+    embeddings = np.concatenate([vectors_of[cid] for cid in order]).astype(np.float32, copy=False)
+    vectors_of.clear()
 
     report("bm25", 1, 1)
     bm25 = bm25s.BM25(k1=1.2, b=0.75)
@@ -362,13 +582,16 @@ def build_index(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_jsonl(tmp / "cards.jsonl", (c.to_dict() for c in cards))
-        _write_jsonl(tmp / "chunks.jsonl", (c.to_dict() for c in all_chunks))
-        _write_jsonl(tmp / "tokens.jsonl", all_tokens)
+        if copy is not None and copy.write(tmp, order, cards, chunks_of, tokens_of):
+            pass  # reused cards' lines copied, the others serialised
+        else:
+            _write_jsonl(tmp / "cards.jsonl", (c.to_dict() for c in cards))
+            _write_jsonl(tmp / "chunks.jsonl", (c.to_dict() for c in all_chunks))
+            _write_jsonl(tmp / "tokens.jsonl", all_tokens)
         np.save(tmp / "embeddings.npy", embeddings, allow_pickle=False)
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         bm25.save(str(tmp / "bm25"), allow_pickle=False)
-        if isinstance(embedder[0], ChiVeEmbedding):
+        if chive:
             save_model(embedder, tmp / "model")
         manifest = Manifest(
             format_version=FORMAT_VERSION,
@@ -382,6 +605,7 @@ def build_index(
             cards=entries,
             skipped=skipped,
             reembedded=sorted(todo),
+            skipped_files=skipped_files,
         )
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
@@ -398,10 +622,10 @@ def build_index(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in index_dir.glob("gen-*"):
-        if old != gen and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-    size = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
+    for old_gen in index_dir.glob("gen-*"):
+        if old_gen != gen and old_gen.is_dir():
+            shutil.rmtree(old_gen, ignore_errors=True)
+    size_on_disk = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
     return BuildReport(
         index_dir=index_dir,
         cards=len(cards),
@@ -410,8 +634,137 @@ def build_index(
         reused=sorted(set(order) - set(todo)),
         skipped=skipped,
         seconds=round(time.perf_counter() - started, 2),
-        bytes=size,
+        bytes=size_on_disk,
     )
+
+
+class _LineCopier:
+    """Writes cards.jsonl, chunks.jsonl and tokens.jsonl of an incremental build, copying the lines of the
+    reused cards from the previous generation instead of serialising them again (at 1,000 reports that is
+    ~1 GB of JSON, most of the write time). Any doubt about the previous files: write() returns False and
+    everything is serialised from the objects, which the build holds anyway."""
+
+    FILES = ("cards.jsonl", "chunks.jsonl", "tokens.jsonl")
+
+    def __init__(self, previous: Index) -> None:
+        self.folder = previous.folder
+        self.counts = {"cards.jsonl": len(previous.cards), "chunks.jsonl": len(previous.chunks),
+                       "tokens.jsonl": len(previous.chunks)}
+        self.checksums = {name: previous.manifest.files.get(name, {}).get("sha256") for name in self.FILES}
+        self.card_line: dict[str, int] = {}
+        self.chunk_rows: dict[str, list[int]] = {}
+
+    def reuse(self, cid: str, card_line: int, chunk_rows: list[int]) -> None:
+        self.card_line[cid] = card_line
+        self.chunk_rows[cid] = chunk_rows
+
+    def _lines(self, name: str) -> list[bytes] | None:
+        try:
+            data = (self.folder / name).read_bytes()
+        except OSError:
+            return None
+        if not self.checksums[name] or hashlib.sha256(data).hexdigest() != self.checksums[name]:
+            return None
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        return lines if len(lines) == self.counts[name] and all(lines) else None
+
+    def write(
+        self,
+        tmp: Path,
+        order: list[str],
+        cards: list[Card],
+        chunks_of: dict[str, list[Chunk]],
+        tokens_of: dict[str, list[list[str]]],
+    ) -> bool:
+        if not self.card_line:
+            return False
+        card_of = {c.id: c for c in cards}
+        fresh: dict[str, Callable[[str], Iterable[Any]]] = {
+            "cards.jsonl": lambda cid: [card_of[cid].to_dict()],
+            "chunks.jsonl": lambda cid: (c.to_dict() for c in chunks_of[cid]),
+            "tokens.jsonl": lambda cid: tokens_of[cid],
+        }
+        for name in self.FILES:
+            lines = self._lines(name)
+            if lines is None:
+                log.info("previous %s not copied; serialising every card", name)
+                return False
+            rows = {cid: [line] for cid, line in self.card_line.items()} if name == "cards.jsonl" else self.chunk_rows
+            with (tmp / name).open("wb") as f:
+                for cid in order:
+                    if cid in rows:
+                        for i in rows[cid]:
+                            f.write(lines[i])
+                            f.write(b"\n")
+                    else:
+                        for row in fresh[name](cid):
+                            f.write(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+                            f.write(b"\n")
+            del lines
+        return True
+
+
+def _digest_or_empty(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
+
+
+def _ids_agree(
+    module: Any, segmenter: Segmenter, chunks_of: dict[str, list[Chunk]], ids_of: dict[str, list[np.ndarray]],
+    todo: list[str],
+) -> bool:
+    """Whether the precomputed word ids are what the module itself computes (same segmenter settings)."""
+    for cid in todo[:3]:
+        for chunk, ids in list(zip(chunks_of[cid], ids_of.get(cid, []), strict=False))[:3]:
+            if not np.array_equal(np.asarray(module.word_ids(chunk.search_text), dtype=np.int32), ids):
+                log.debug("precomputed word ids differ from the embedder's; segmenting again")
+                return False
+    return all(len(ids_of.get(cid, [])) == len(chunks_of[cid]) for cid in todo)
+
+
+def _cached_texts(
+    cache: _WordIdCache, chunks_of: dict[str, list[Chunk]], ids_of: dict[str, list[np.ndarray]], todo: list[str]
+) -> Iterable[str]:
+    for cid in todo:
+        for chunk, ids in zip(chunks_of[cid], ids_of[cid], strict=True):
+            text = chunk.search_text
+            cache.ids[text] = ids
+            yield text
+
+
+def _embed_group(
+    embedder: Any,
+    cache: _WordIdCache | None,
+    group: list[str],
+    chunks_of: dict[str, list[Chunk]],
+    ids_of: dict[str, list[np.ndarray]],
+    vectors_of: dict[str, np.ndarray],
+    dim: int,
+    batch_size: int,
+) -> None:
+    texts = [c.search_text for cid in group for c in chunks_of[cid]]
+    if cache is not None:
+        for cid in group:
+            for chunk, ids in zip(chunks_of[cid], ids_of[cid], strict=True):
+                cache.ids[chunk.search_text] = ids
+        with cache:
+            vectors = embedder.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+    else:
+        vectors = embedder.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
+    start = 0
+    for cid in group:
+        count = len(chunks_of[cid])
+        vectors_of[cid] = vectors[start : start + count]
+        start += count
 
 
 def _fsync_tree(folder: Path) -> None:

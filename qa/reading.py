@@ -241,6 +241,22 @@ def _looks_binary(data: bytes) -> bool:
     return control > max(8, len(sample) // 100)
 
 
+def outside_folder(path: Path, folder: Path) -> Path | None:
+    """Where `path` really leads when that is outside `folder` (a symbolic link out of it), else None.
+
+    A corpus file must be a file of the corpus folder: a link to /etc/passwd or to another project's
+    reports is refused, so that neither the index nor a quoted source can reveal a file outside it.
+    """
+    try:
+        target = path.resolve()
+        target.relative_to(folder.resolve())
+    except ValueError:
+        return target
+    except (OSError, RuntimeError):  # a link loop
+        return path
+    return None
+
+
 def read_source(path: Path | str) -> SourceText:
     """Read one corpus file; raise `CorpusFileError` saying why when it is not a readable report."""
     path = Path(path)

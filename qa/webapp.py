@@ -55,7 +55,8 @@ _ACROSS = (
     "which report", "all reports", "every report", "most recent", "newest", "oldest", "across",
 )
 # What the API strips from a question (qa.api.clean_question); tabs and newlines are ordinary text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+# Lone surrogates too: they come from JSON "\ud800" escapes and no response encoder accepts them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff\ud800-\udfff]")
 _HIRAGANA_ONLY = re.compile(r"^[\u3041-\u309f\u30fcー]+$")
 _STOP_TERMS = {
     "評価書", "重点項目評価書", "全項目評価書", "特定個人情報保護評価書", "どこ", "どれ", "いつ", "教え", "教える", "ください",
@@ -488,7 +489,7 @@ class ChatHandlers:
             text = clean_question(question, max_chars)
         except QuestionError as exc:
             history.append(_assistant_message(f"【入力エラー】質問を受け付けられませんでした: {md_escape(str(exc))}"))
-            keep = raw if raw.strip() and len(raw) <= 20_000 else ""
+            keep = _CONTROL.sub("", raw) if raw.strip() and len(raw) <= 20_000 else ""
             yield list(history), render_sources(None, None), session, keep
             return
         stripped_note = ""

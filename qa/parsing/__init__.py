@@ -13,7 +13,7 @@ from qa.parsing import template as tpl
 from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.pdf_text import parse_layout_text
 from qa.parsing.structured import parse_structured
-from qa.reading import SourceText, read_source
+from qa.reading import SourceText, outside_folder, read_source
 
 __all__ = [
     "Card",
@@ -94,6 +94,12 @@ def load_corpus(folder: Path | str, paths: Iterable[Path] | None = None, root: P
     folder = Path(folder)
     corpus = Corpus()
     for path in paths if paths is not None else corpus_files(folder):
+        target = outside_folder(Path(path), folder) if paths is None else None
+        if target is not None:
+            error = CorpusFileError(path, f"a link to {target}, outside the corpus folder {folder}; refused")
+            log.warning("skipped %s", error)
+            corpus.skipped.append(error)
+            continue
         try:
             card = parse_file(path, relative_to=root)
         except CorpusFileError as exc:
