@@ -6,6 +6,7 @@ Every index a test builds goes to a temporary folder; the project's own index/ i
 from __future__ import annotations
 
 import shutil
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,23 @@ def free_port():  # type: ignore[no-untyped-def]
             return int(s.getsockname()[1])
 
     return pick
+
+
+@pytest.fixture(scope="module")
+def server_url(app_assistant, free_port):  # type: ignore[no-untyped-def]
+    """The app served on a free loopback port for one test module, for gradio_client tests."""
+    from qa.webapp import build_app, launch
+
+    demo = build_app(app_assistant, concurrency=8)
+    port = free_port()
+    launch(demo, "127.0.0.1", port, block=False, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def text_of(message: dict[str, Any]) -> str:
+    """The text of a chat message as gradio_client returns it (a string or a list of parts)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))

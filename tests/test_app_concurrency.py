@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from qa.webapp import NOT_STATED, build_app, launch
+from qa.webapp import NOT_STATED
+
+from conftest import text_of
 
 # gradio's queue statistics use pandas options that pandas 3 deprecates; not this app's concern.
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
@@ -29,22 +31,6 @@ CASES: list[tuple[str, list[str], list[str], str | None]] = [
     ("名古屋市の住民基本台帳の評価書で委託先はどこ？", [], [NOT_STATED], None),
     ("生活保護関係情報を受け取る提供先はどこか", [], ["都道府県知事", "市町村長"], "004_f28069411e69241a"),
 ]
-
-
-@pytest.fixture(scope="module")
-def server_url(app_assistant, free_port):  # type: ignore[no-untyped-def]
-    demo = build_app(app_assistant, concurrency=8)
-    port = free_port()
-    launch(demo, "127.0.0.1", port, block=False, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-def text_of(message: dict[str, Any]) -> str:
-    content = message["content"]
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
 def client(url: str):  # type: ignore[no-untyped-def]

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from qa.webapp import build_app, launch
+from qa.evaluation import percentile
+
+from conftest import text_of
 
 # gradio's queue statistics use pandas options that pandas 3 deprecates; not this app's concern.
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
@@ -31,30 +33,6 @@ KNOWN = {
     "生活保護関係情報を受け取る提供先はどこか": (["独立行政法人日本学生支援機構"], "004_f28069411e69241a"),
     "川崎市の児童手当の評価書はいつ公表されましたか": (["令和7年7月31日"], "000_8d285adb8fa87899"),
 }
-
-
-@pytest.fixture(scope="module")
-def server_url(app_assistant: Any, free_port: Any):  # type: ignore[no-untyped-def]
-    demo = build_app(app_assistant, concurrency=8)
-    port = free_port()
-    launch(demo, "127.0.0.1", port, block=False, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-def text_of(message: dict[str, Any]) -> str:
-    content = message["content"]
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-
-
-def percentile(values: list[float], q: float) -> float:
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def test_twenty_users_three_questions_each(server_url: str) -> None:
