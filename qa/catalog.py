@@ -54,6 +54,7 @@ class RecordSpec:
     name_fields: tuple[str, ...]
     ja: tuple[str, ...] = ()
     en: tuple[str, ...] = ()
+    count_field: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -155,7 +156,9 @@ def load_catalog(path: Path | str = CATALOG_PATH) -> Catalog:
     return Catalog(
         fields=tuple(fields),
         records=tuple(
-            RecordSpec(r["kind"], _tuple(r.get("name_fields")), _tuple(r.get("ja")), _tuple(r.get("en")))
+            RecordSpec(
+                r["kind"], _tuple(r.get("name_fields")), _tuple(r.get("ja")), _tuple(r.get("en")), r.get("count_field")
+            )
             for r in data.get("record", [])
         ),
         form_labels=frozenset(_tuple(form.get("labels"))),
