@@ -55,6 +55,7 @@ class RecordSpec:
     ja: tuple[str, ...] = ()
     en: tuple[str, ...] = ()
     count_field: str | None = None
+    who_field: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -157,7 +158,8 @@ def load_catalog(path: Path | str = CATALOG_PATH) -> Catalog:
         fields=tuple(fields),
         records=tuple(
             RecordSpec(
-                r["kind"], _tuple(r.get("name_fields")), _tuple(r.get("ja")), _tuple(r.get("en")), r.get("count_field")
+                r["kind"], _tuple(r.get("name_fields")), _tuple(r.get("ja")), _tuple(r.get("en")), r.get("count_field"),
+                r.get("who_field"),
             )
             for r in data.get("record", [])
         ),

@@ -74,8 +74,30 @@ def _contains(low: str, word: str) -> bool:
     if not word:
         return False
     if word.isascii():
-        return re.search(rf"(?<![a-z]){re.escape(word)}(?![a-z])", low) is not None
+        return re.search(rf"(?<![a-z-]){re.escape(word)}(?![a-z])", low) is not None
     return word in low
+
+
+def _position(low: str, word: str) -> int:
+    """Where `word` ends in the question (-1 when absent)."""
+    if word.isascii():
+        m = None
+        for m in re.finditer(rf"(?<![a-z-]){re.escape(word)}(?![a-z])", low):
+            pass
+        return m.end() if m else -1
+    pos = low.rfind(word)
+    return pos + len(word) if pos >= 0 else -1
+
+
+def _head(low: str, word: str) -> bool:
+    """`word` stands as a word of its own, not as the tail of a longer compound (ネットワークシステム)."""
+    if word.isascii():
+        return _contains(low, word)
+    for m in re.finditer(re.escape(word), low):
+        before = low[m.start() - 1] if m.start() else ""
+        if not before or not re.match(r"[一-龥々ァ-ヴーA-Za-z0-9]", before):
+            return True
+    return False
 
 
 def answer_type(low: str, cat: Catalog) -> str:
@@ -101,21 +123,24 @@ def lexical_field_scores(low: str, cat: Catalog) -> dict[str, float]:
     out: dict[str, float] = {}
     for spec in cat.fields:
         best = 0.0
+        end = -1
         for name in spec.names:
             if _contains(low, name):
                 size = len(name) / (2.0 if name.isascii() else 1.0)
-                best = max(best, size)
+                if size > best:
+                    best, end = size, _position(low, name)
         if best:
             if spec.section and normalize(spec.section).lower() in low:
                 best += 2.0
-            out[spec.id] = min(1.0, best / 4.0)
+            # Japanese puts the head last: of two names, the one nearer the end is what is asked.
+            out[spec.id] = min(1.0, best / 4.0) + 0.1 * max(0, end) / max(1, len(low))
     return out
 
 
 def record_kind(low: str, cat: Catalog) -> RecordSpec | None:
     best: tuple[float, RecordSpec] | None = None
     for spec in cat.records:
-        size = max((len(n) / (2.0 if n.isascii() else 1.0) for n in spec.names if _contains(low, n)), default=0.0)
+        size = max((len(n) / (2.0 if n.isascii() else 1.0) for n in spec.names if _head(low, n)), default=0.0)
         if size and (best is None or size > best[0]):
             best = (size, spec)
     return best[1] if best else None

@@ -83,6 +83,7 @@ class Query:
     changes: bool = False
     risks: bool = False
     vector: np.ndarray | None = None
+    only_kind: str | None = None  # search only the blocks of this kind (the change history)
 
 
 class HybridSearcher:
@@ -180,6 +181,8 @@ class HybridSearcher:
             return []
         w = self.weights
         allowed = np.isin(index.card_of_chunk, [index.card_ids.index(c) for c in query.cards if c in index.card_ids])
+        if query.only_kind is not None:
+            allowed &= np.array([k == query.only_kind for k in self._kinds], dtype=bool)
         bm25_scores = self._bm25(query.text, n)
         bm25_scores[~allowed] = -np.inf
         vector = query.vector if query.vector is not None else self.embed_query(query.text)

@@ -58,17 +58,24 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     terms = distinguishing_terms(reader, q, texts)
     members: list[Card] = []
     reasons: dict[str, Answer] = {}
-    if terms:
-        counts = {c.id: sum(1 for t in terms if t.lower() in texts[c.id].lower()) for c in cards}
-        best = max(counts.values(), default=0)
-        members = [c for c in cards if best and counts[c.id] == best]
-    elif spec is not None and (spec.type == "yesno" or q.yesno):
+    if terms or (spec is not None and (spec.type == "yesno" or q.yesno)):
+        # Read each report as if asked alone; a report belongs when its own answer holds a term that tells the
+        # reports apart, or (a yes/no field) when its answer is yes.
         for c in cards:
-            one = reader.single(q, c, reader.hits_for(q, c.id))
-            reasons[c.id] = one
+            reasons[c.id] = reader.single(q, c, reader.hits_for(q, c.id))
+        if terms:
+            def holds(c: Card) -> int:
+                one = reasons[c.id]
+                said = normalize(one.answer).lower() if not one.abstained else ""
+                return sum(1 for t in terms if t.lower() in said)
+            counts = {c.id: holds(c) for c in cards}
+            if not any(counts.values()):  # no answer names them: the reports' text decides
+                counts = {c.id: sum(1 for t in terms if t.lower() in texts[c.id].lower()) for c in cards}
+            best = max(counts.values(), default=0)
+            members = [c for c in cards if best and counts[c.id] == best]
+        else:
             word = reader.yes_word(q, True)
-            if not one.abstained and one.answer.startswith(word):
-                members.append(c)
+            members = [c for c in cards if not reasons[c.id].abstained and reasons[c.id].answer.startswith(word)]
     else:
         return each(reader, q, cards, hits)
 

@@ -50,6 +50,8 @@ class Reader:
         self.catalog = catalog()
         self.weights = searcher.weights
         self._idf = self._fit_idf()
+        self._texts: dict[str, str] = {}
+        self._record_terms: dict[tuple[int, int], set[str]] = {}
         self._vocab = {w for f in self.catalog.fields for w in f.names} | {
             w for r in self.catalog.records for w in r.names
         }
@@ -113,26 +115,34 @@ class Reader:
         if q.money and not any("円" in h.chunk.text for h in hits[:5]):
             return self.abstain(q, hits, "評価書は金額を記載する様式ではなく、該当する記載が見つかりません。",
                                 "The form records no amounts of money; nothing found.", card)
-        # A block kind is the route when the field asked about belongs to blocks, or when the question asks for
-        # blocks themselves (a list, a count, one block by number) and names their kind.
-        kind = spec.record if spec is not None and spec.record else None
-        if kind is None and q.record is not None and (
-            q.wants_list or q.record_numbers or q.answer_type in ("number", "list", "organisation") or q.yesno
-        ):
-            kind = q.record.kind
-        if kind == "変更箇所" or (q.changes and kind is None):
-            changed = self.changes(q, card, hits)
+        if q.changes:
+            changed = self.changes(q, card)
             if changed is not None:
                 return changed
-        if kind and kind != "変更箇所" and not q.changes:
+        kind = self.block_kind(q, card, spec)
+        if kind:
             result = self.records(q, card, kind, spec, hits)
             if result is not None:
                 return result
-        if spec is not None and not spec.record and not q.changes:
+        if spec is not None and not spec.record:
             result = self.field(q, card, spec, hits)
             if result is not None:
                 return result
         return self.passage(q, card, hits)
+
+    def block_kind(self, q: Question, card: Card, spec: FieldSpec | None) -> str | None:
+        """The blocks to read: those the asked field belongs to; or those the question names, when it asks for
+        blocks (a list, a count, one by number, whether one exists) or for a field the blocks hold."""
+        if spec is not None and spec.record and spec.record != "変更箇所":
+            return spec.record
+        if q.record is None or q.record.kind == "変更箇所":
+            return None
+        kind = q.record.kind
+        if q.wants_list or q.record_numbers or q.yesno or q.answer_type in ("number", "list", "organisation"):
+            return kind
+        if spec is not None and any(self.field_of(r, spec) for r in card.records(kind)):
+            return kind
+        return None
 
     def metadata(self, q: Question, card: Card, spec: FieldSpec, hits: list[Hit]) -> Answer:
         value = getattr(card, spec.meta or "", None)
@@ -159,14 +169,15 @@ class Reader:
         chosen, narrowed = self.narrow(q, all_records)
         if q.answer_type == "number" and not narrowed:
             return self.count(q, card, kind, all_records)
-        if q.yesno and spec is None or (q.yesno and spec is not None and spec.record != kind):
-            return self.presence(q, card, kind, chosen if narrowed else [])
-        return self.from_records(q, card, chosen, kind, spec, hits)
+        holds_spec = spec is not None and any(self.field_of(r, spec) for r in chosen)
+        if q.yesno and not holds_spec:
+            # Whether such a block exists (one the question singles out, or any at all).
+            return self.presence(q, card, kind, chosen if narrowed else all_records, narrowed)
+        return self.from_records(q, card, chosen, kind, spec if holds_spec else None, hits)
 
     def narrow(self, q: Question, records: list[Record]) -> tuple[list[Record], bool]:
         """The blocks the question singles out by their content (a recipient's name, a kind of work)."""
-        texts = [normalize(" ".join([r.name or "", *(f.value for f in r.fields)])) for r in records]
-        toks = [set(self.terms(t)) for t in texts]
+        toks = [self.record_terms(r) for r in records]
         q_terms = set(self.terms(q.norm)) - {t for w in q.identity for t in self.terms(w)}
         everywhere = set.intersection(*toks) if toks else set()
         scores = []
@@ -185,11 +196,18 @@ class Reader:
     ) -> Answer:
         rspec = self.catalog.record(kind)
         # The field asked about inside each block; none when the question asks for the blocks themselves.
-        sub = spec if spec is not None and spec.record == kind and label_key(spec.label) != kind else None
+        sub = spec if spec is not None and label_key(spec.label) != kind else None
+        if sub is None and rspec is not None and rspec.who_field and q.answer_type in ("organisation", "list") and not q.record_numbers:
+            sub = self.catalog.field(rspec.who_field)
         if sub is None and len(records) == 1 and q.fields:
             sub = next((m.spec for m in q.fields[:4] if m.spec.record == kind or any(records[0].get(label_key(x)) for x in m.spec.labels)), None)
         parts: list[Evidence] = []
         values: list[str] = []
+        if sub is not None and not any(self.field_of(r, sub) for r in records):
+            loose = self.section_fields(card, records, sub)
+            if loose:  # a scrambled extraction left the blocks' fields at section level: read them there
+                return self.compose(q, card, loose, short=None if len(loose) > 1 else self.short_of(q, loose[0].text),
+                                    kind="list" if len(loose) > 1 else q.answer_type)
         for r in records[:MAX_LIST]:
             f = self.field_of(r, sub) if sub is not None else None
             if f is not None and not f.empty:
@@ -209,6 +227,27 @@ class Reader:
         text = joiner.join(distinct)
         head = f"{kind} {len(records)} blocks: " if q.english else f"{kind}（{len(records)}件）: "
         return self.compose(q, card, parts, short=head + text, kind="list", listing=True)
+
+    def section_fields(self, card: Card, records: list[Record], spec: FieldSpec) -> list[Evidence]:
+        """Fields labelled as `spec` that stand in the blocks' section but outside any block."""
+        homes = {" > ".join(r.path[:-1]) for r in records}
+        keys = {label_key(x) for x in spec.labels}
+        out = []
+        for section in card.walk():
+            if section.breadcrumb not in homes and not any(h.startswith(section.breadcrumb) for h in homes):
+                continue
+            for f in section.fields:
+                if (f.key in keys or any(k in f.key for k in keys)) and not f.empty:
+                    out.append(Evidence(self.value_text(f), section.breadcrumb, f.label, f.line, f.end_line))
+        return out
+
+    def record_terms(self, r: Record) -> set[str]:
+        key = (id(r), r.line)
+        cached = self._record_terms.get(key)
+        if cached is None:
+            text = normalize(" ".join([r.name or "", *(f.value for f in r.fields)]))
+            cached = self._record_terms[key] = set(self.terms(text))
+        return cached
 
     def field_of(self, r: Record, spec: FieldSpec) -> Field | None:
         for label in spec.labels:
@@ -244,7 +283,7 @@ class Reader:
             short = f"{kind} {n}件" if not q.english else f"{n} ({kind})"
         return self.compose(q, card, parts, short=short, kind="number")
 
-    def presence(self, q: Question, card: Card, kind: str, matched: list[Record]) -> Answer:
+    def presence(self, q: Question, card: Card, kind: str, matched: list[Record], narrowed: bool = True) -> Answer:
         yes = bool(matched)
         rspec = self.catalog.record(kind)
         parts = [Evidence(self.record_name(r, rspec.name_fields if rspec else ()), r.breadcrumb, r.title, r.line, r.end_line)
@@ -253,6 +292,8 @@ class Reader:
         if yes:
             return self.compose(q, card, parts, short=word, kind="yesno")
         reason = f"現在の{kind}の記載に該当するものはありません。" if not q.english else f"No current {kind} block matches."
+        if not narrowed:
+            reason = f"{kind}の記載がありません。" if not q.english else f"The report lists no {kind}."
         return Answer(q.text, f"{word}。{reason}" if not q.english else f"{word}. {reason}", False, [], kind="yesno")
 
     # -- one field ---------------------------------------------------------------------------------------
@@ -270,29 +311,57 @@ class Reader:
         return found
 
     def field(self, q: Question, card: Card, spec: FieldSpec, hits: list[Hit]) -> Answer | None:
+        picked = self.pick_field(q, card, spec, hits)
+        if isinstance(picked, Answer) or picked is None:
+            return picked
+        crumb, f = picked
+        parts = [Evidence(self.value_text(f), crumb, f.label, f.line, f.end_line)]
+        if q.yesno:
+            return self.polarity(q, card, parts)
+        # A question may ask for two fields at once (the department and its head's title).
+        second = next((m for m in q.fields[1:3] if m.score >= self.weights["field_route"] and m.score >= q.fields[0].score * 0.85
+                       and m.spec.label != spec.label and not m.spec.record and not m.spec.meta), None)
+        if second is not None:
+            other = self.pick_field(q, card, second.spec, hits)
+            if isinstance(other, tuple) and other[1] is not f:
+                parts.append(Evidence(self.value_text(other[1]), other[0], other[1].label, other[1].line, other[1].end_line))
+        value = parts[0].text
+        short = self.short_of(q, value)
+        if spec.type == "yesno":
+            short = f"{self.yes_word(q, self.is_positive(normalize(value)))}（{value}）"
+        return self.compose(q, card, parts, short=short, kind=spec.type)
+
+    def pick_field(self, q: Question, card: Card, spec: FieldSpec, hits: list[Hit]) -> tuple[str, Field] | Answer | None:
+        """The instance of `spec` in the card that retrieval ranks highest; an abstention when the form's part
+        is absent from the report or left blank; None to read the passages instead."""
         found = self.instances(card, spec)
         strong = q.top_field is not None and q.top_field.lexical >= 0.99
         if not found:
-            if strong:
+            if strong and not self.mentions(card, spec):
                 return self.abstain(q, hits, f"この評価書には「{spec.label}」の記載がありません。",
                                     f"The report has no 「{spec.label}」.", card)
             return None
-        # Prefer the instance retrieval ranks highest; else the first in the form.
         rank = {h.chunk.line: i for i, h in reversed(list(enumerate(hits)))}
+
         def order(item: tuple[str, Field]) -> int:
             f = item[1]
             near = [i for line, i in rank.items() if f.line <= line <= f.end_line or line <= f.line <= line + 3]
             return min(near) if near else 99
+
         found.sort(key=order)
         filled = [(c, f) for c, f in found if not f.empty]
         if not filled:
+            if card.layout == "layout":
+                return None  # the value may stand elsewhere in a scrambled extraction: read the passages
             return self.abstain(q, hits, f"「{spec.label}」は空欄です。", f"「{spec.label}」 is left blank.", card)
-        crumb, f = filled[0]
-        if q.yesno:
-            return self.polarity(q, card, [Evidence(self.value_text(f), crumb, f.label, f.line, f.end_line)])
-        value = self.value_text(f)
-        ev = Evidence(value, crumb, f.label, f.line, f.end_line)
-        return self.compose(q, card, [ev], short=self.short_of(q, value), kind=spec.type)
+        return filled[0]
+
+    def mentions(self, card: Card, spec: FieldSpec) -> bool:
+        """Whether the report's text names the field at all (its parse may have missed it)."""
+        text = self._texts.get(card.id)
+        if text is None:
+            text = self._texts[card.id] = "".join(self.source(card.id).norm_lines)
+        return any(label_key(x) in text for x in spec.labels if len(label_key(x)) >= 3)
 
     @staticmethod
     def value_text(f: Field) -> str:
@@ -301,13 +370,14 @@ class Reader:
         return clean_line(f.value.replace("\n", " "))
 
     # -- change history ----------------------------------------------------------------------------------
-    def changes(self, q: Question, card: Card, hits: list[Hit]) -> Answer | None:
-        rows = [h for h in hits if h.chunk.record_kind == "変更箇所"]
+    def changes(self, q: Question, card: Card) -> Answer | None:
+        query = self.searcher.query_for(q, q.vector, cards=(card.id,))
+        query.only_kind = "変更箇所"
+        rows = self.searcher.search_query(query, 5)
         if not rows:
             return None
         top = rows[0].chunk
-        ev = Evidence(top.text.replace("\n", " / "), top.section, top.label, top.line, top.end_line)
-        parts = [ev]
+        parts = [Evidence(top.text.replace("\n", " / "), top.section, top.label, top.line, top.end_line)]
         if len(rows) > 1 and rows[1].score >= rows[0].score * 0.9:
             nxt = rows[1].chunk
             parts.append(Evidence(nxt.text.replace("\n", " / "), nxt.section, nxt.label, nxt.line, nxt.end_line))
