@@ -8,6 +8,7 @@ field's description (dense), with weights fitted on data (qa/data/weights.json).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -69,12 +70,17 @@ def is_english(norm: str) -> bool:
     return len(_ENGLISH_WORD.findall(norm)) >= 3 and letters > len(_CJK.findall(norm))
 
 
+@functools.lru_cache(maxsize=8192)
+def _ascii_word(word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![a-z-]){re.escape(word)}(?![a-z])")
+
+
 def _contains(low: str, word: str) -> bool:
     """`word` in the question; ASCII words only at word boundaries (so 'use' is not found in 'because')."""
     if not word:
         return False
     if word.isascii():
-        return re.search(rf"(?<![a-z-]){re.escape(word)}(?![a-z])", low) is not None
+        return word in low and _ascii_word(word).search(low) is not None
     return word in low
 
 
@@ -82,7 +88,7 @@ def _position(low: str, word: str) -> int:
     """Where `word` ends in the question (-1 when absent)."""
     if word.isascii():
         m = None
-        for m in re.finditer(rf"(?<![a-z-]){re.escape(word)}(?![a-z])", low):
+        for m in _ascii_word(word).finditer(low):
             pass
         return m.end() if m else -1
     pos = low.rfind(word)
@@ -177,7 +183,7 @@ def _unknown_places(norm: str, known: set[str], cat: Catalog) -> list[str]:
     low = norm.lower()
     found: list[str] = []
     for name in cat.gazetteer_ja:
-        if re.search(re.escape(name) + r"(?![長民役議会])", norm) and name.lower() not in known:
+        if name in norm and re.search(re.escape(name) + r"(?![長民役議会])", norm) and name.lower() not in known:
             found.append(name)
     for name in cat.gazetteer_en:
         if _contains(low, name.lower()) and name.lower() not in known:
