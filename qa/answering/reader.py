@@ -27,6 +27,7 @@ from qa.retrieval import Hit, HybridSearcher
 NOT_STATED = {"ja": "評価書に記載が見つかりません。", "en": "Not stated in the report."}
 MAX_EVIDENCE = 240
 MAX_LIST = 40
+_NOUN = re.compile(r"[一-龥々ァ-ヴーA-Za-z0-9・]{2,}")  # names and nouns: what singles a block out (not verbs)
 _META = {"number": "評価書番号", "published": "公表日", "evaluator": "評価実施機関名", "kind": "評価書の種類", "title": "評価書名"}
 
 
@@ -171,6 +172,8 @@ class Reader:
             return self.count(q, card, kind, all_records)
         holds_spec = spec is not None and any(self.field_of(r, spec) for r in chosen)
         if q.yesno and not holds_spec:
+            if spec is not None and spec.record == kind:
+                return None  # the blocks lack the asked field (a scrambled extraction): read the passages
             # Whether such a block exists (one the question singles out, or any at all).
             return self.presence(q, card, kind, chosen if narrowed else all_records, narrowed)
         return self.from_records(q, card, chosen, kind, spec if holds_spec else None, hits)
@@ -183,7 +186,7 @@ class Reader:
         scores = []
         for t in toks:
             shared = (q_terms & t) - everywhere
-            scores.append(sum(self._idf.get(x, 1.0) for x in shared if len(x) >= 2 and x.lower() not in self._vocab))
+            scores.append(sum(self._idf.get(x, 1.0) for x in shared if _NOUN.fullmatch(x) and x.lower() not in self._vocab))
         best = max(scores, default=0.0)
         if best < self.weights.get("narrow_min", 3.0):
             return records, False
@@ -353,6 +356,12 @@ class Reader:
         if not filled:
             if card.layout == "layout":
                 return None  # the value may stand elsewhere in a scrambled extraction: read the passages
+            if q.yesno:  # an optional part of the form left blank: it was not done
+                word = self.yes_word(q, False)
+                why = f"「{spec.label}」は空欄です" if not q.english else f"「{spec.label}」 is left blank"
+                crumb, f = found[0]
+                cite = self.cite(card, Evidence(f.label, crumb, f.label, f.line, f.end_line))
+                return Answer(q.text, f"{word}（{why}） [1]", False, [cite], kind="yesno")
             return self.abstain(q, hits, f"「{spec.label}」は空欄です。", f"「{spec.label}」 is left blank.", card)
         return filled[0]
 
