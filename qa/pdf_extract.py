@@ -34,11 +34,13 @@ from qa.reading import MAX_FILE_BYTES, SourceText
 PAGE_BREAK = "\f"
 PDF_SUFFIX = ".pdf"
 TEXT_SUFFIX = ".pdf.txt"
-TABLE_SETTINGS = {"vertical_strategy": "lines", "horizontal_strategy": "lines", "snap_tolerance": 2.0}
 # A checkbox square is a small stroked rectangle; a mark inside it (○, ✓, ×, ●) means chosen.
 _BOX_MIN, _BOX_MAX = 4.0, 16.0
 _CHECK_MARKS = set("○◯●✓✔×✕xX〇")
 _GLYPH_BOXES = {"□": "[ ]", "☐": "[ ]", "■": "[○]", "☑": "[○]", "☒": "[○]", "▣": "[○]"}
+# pdfminer's Adobe-Japan1 table turns the em dash of a PDF without a ToUnicode map (a non-embedded CID font)
+# into a lone combining overlay, which no report means.
+_CID_FIXES = {"\u0336": "\u2014"}
 _MARGIN = 0.08  # header/footer band: this share of the page height at the top and at the bottom
 _CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 MIN_TEXT_CHARS = 20
@@ -168,16 +170,46 @@ def _inside(g: Glyph, box: tuple[float, float, float, float]) -> bool:
     return x0 <= cx <= x1 and top <= cy <= bottom
 
 
-def _glyphs(page) -> list[Glyph]:  # noqa: ANN001 - a pdfplumber page
-    """The page's characters, with drawn checkbox squares turned into `[○]`/`[ ]` tokens."""
+Box = tuple[float, float, float, float]  # x0, top, x1, bottom
+
+
+@dataclass
+class PageInput:
+    """What a PDF library gives for one page: characters, ruling lines (as pdfplumber's edge dicts:
+    x0, x1, top, bottom, width, height, orientation, object_type) and checkbox squares."""
+
+    number: int
+    width: float
+    height: float
+    glyphs: list[Glyph]
+    edges: list[dict]
+    checkboxes: list[Box] = field(default_factory=list)
+    image_count: int = 0
+
+
+def make_glyph(text: str, x0: float, x1: float, top: float, bottom: float, size: float) -> Glyph | None:
+    """A character as the page shows it; a □/■ glyph becomes the `[ ]`/`[○]` mark the parser reads."""
+    text = unicodedata.normalize("NFC", text)
+    if not text.strip():
+        return None
+    text = _CID_FIXES.get(text, text)
+    return Glyph(_GLYPH_BOXES.get(text, text), x0, x1, top, bottom, size or 8.0)
+
+
+def plumber_input(page, number: int) -> PageInput:  # noqa: ANN001 - a pdfplumber page
+    """One page through pdfplumber (pdfminer.six): its characters, ruling lines and checkbox squares."""
     glyphs = []
     for ch in page.chars:
-        text = unicodedata.normalize("NFC", ch["text"])
-        if not text.strip():
-            continue
-        text = _GLYPH_BOXES.get(text, text)
-        glyphs.append(Glyph(text, ch["x0"], ch["x1"], ch["top"], ch["bottom"], float(ch.get("size") or 8.0)))
+        g = make_glyph(ch["text"], ch["x0"], ch["x1"], ch["top"], ch["bottom"], float(ch.get("size") or 0))
+        if g is not None:
+            glyphs.append(g)
     boxes = [(r["x0"], r["top"], r["x1"], r["bottom"]) for r in page.rects if _is_checkbox(r) and r.get("stroke")]
+    edges = page.filter(lambda obj: not _is_checkbox(obj)).edges
+    return PageInput(number, float(page.width), float(page.height), glyphs, list(edges), boxes, len(page.images))
+
+
+def with_checkboxes(glyphs: list[Glyph], boxes: list[Box]) -> list[Glyph]:
+    """Glyphs with each drawn checkbox square as one `[○]` (a mark inside it) or `[ ]` token."""
     if not boxes:
         return glyphs
     kept, tokens = [], []
@@ -189,14 +221,25 @@ def _glyphs(page) -> list[Glyph]:  # noqa: ANN001 - a pdfplumber page
         elif g.text in _CHECK_MARKS:
             marked.add(hit)
     for i, (x0, top, x1, bottom) in enumerate(boxes):
-        size = bottom - top
-        tokens.append(Glyph("[○]" if i in marked else "[ ]", x0, x1, top, bottom, size))
+        tokens.append(Glyph("[○]" if i in marked else "[ ]", x0, x1, top, bottom, bottom - top))
     return kept + tokens
 
 
-def _table_items(table, glyphs: list[Glyph], opened: list[dict]) -> tuple[list[Item], set[int]]:  # noqa: ANN001
+def find_tables(edges: list[dict]) -> list[list[Box]]:
+    """Cells of each table the ruling lines draw (pdfplumber's "lines" strategy, on any library's edges)."""
+    from pdfplumber.table import cells_to_tables, edges_to_intersections, intersections_to_cells, merge_edges
+    from pdfplumber.utils import filter_edges
+
+    if not edges:
+        return []
+    merged = merge_edges(edges, snap_x_tolerance=3, snap_y_tolerance=3, join_x_tolerance=3, join_y_tolerance=3)
+    merged = filter_edges(merged, min_length=3)
+    cells = intersections_to_cells(edges_to_intersections(merged, 3, 3))
+    return [[tuple(c) for c in table] for table in cells_to_tables(cells)]
+
+
+def _table_items(cells: list[Box], glyphs: list[Glyph], opened: list[dict]) -> tuple[list[Item], set[int]]:
     """Rows of one table as items; also the ids of the glyphs the table used."""
-    cells = [tuple(c) for c in table.cells]
     used: set[int] = set()
     texts: dict[tuple, Cell] = {}
     for cell in cells:
@@ -270,26 +313,25 @@ def _open_ends(edges: list[dict]) -> list[dict]:
         if len(xs) >= 2:
             x0, x1 = min(xs), max(xs)
             lines.append({"object_type": "line", "x0": x0, "x1": x1, "top": y, "bottom": y, "width": x1 - x0,
-                          "height": 0.0})
+                          "height": 0.0, "orientation": "h"})
     return lines
 
 
-def read_page(page, number: int) -> Page:  # noqa: ANN001 - a pdfplumber page
-    glyphs = _glyphs(page)
-    result = Page(number=number, width=float(page.width), height=float(page.height))
+def layout_page(page: PageInput) -> Page:
+    """One page in reading order: table rows (cells rebuilt from the ruling lines) and running text."""
+    glyphs = with_checkboxes(page.glyphs, page.checkboxes)
+    result = Page(number=page.number, width=page.width, height=page.height)
     result.glyph_count = len(glyphs)
-    result.image_count = len(page.images)
-    ruled = page.filter(lambda obj: not _is_checkbox(obj))
-    opened = _open_ends(ruled.edges)
-    settings = {**TABLE_SETTINGS, "explicit_horizontal_lines": opened}
+    result.image_count = page.image_count
+    opened = _open_ends(page.edges)
     items: list[Item] = []
     used: set[int] = set()
-    for table in ruled.find_tables(settings):
-        rows, inner = _table_items(table, glyphs, opened)
+    for cells in find_tables(page.edges + opened):
+        rows, inner = _table_items(cells, glyphs, opened)
         items += rows
         used |= inner
     loose = [g for g in glyphs if id(g) not in used]
-    right = max((g.x1 for g in glyphs), default=float(page.width))
+    right = max((g.x1 for g in glyphs), default=page.width)
     items += _text_items(loose, right)
     items.sort(key=lambda it: it.top)
     result.items = items
@@ -356,7 +398,7 @@ def read_pdf_pages(path: Path) -> list[Page]:
     data = _pdf_bytes(path)
     try:
         with pdfplumber.open(path) as pdf:
-            pages = [read_page(page, i) for i, page in enumerate(pdf.pages, start=1)]
+            pages = [layout_page(plumber_input(page, i)) for i, page in enumerate(pdf.pages, start=1)]
     except (PDFPasswordIncorrect, PDFEncryptionError) as exc:
         raise CorpusFileError(path, "PDFが暗号化されています / the PDF is encrypted: save it without a password") from exc
     except CorpusFileError:

@@ -247,6 +247,9 @@ def _change_table(part: Section, layout: FormLayout) -> Table:
             f = values.get(label)
             own = f is not None and (label != tpl.CHANGE_COLUMNS[0] or f.line == r.line)
             cells.append(f.value if own and f else "")
+        loose = [f.value for f in r.fields if f.label not in tpl.CHANGE_COLUMNS]
+        if loose:  # a change row whose columns the text version could not tell apart (004): in order
+            cells[1:] = [*loose[:4], " ".join(loose[4:])]
         data.append([_paragraph(c, layout, 7) for c in cells])
         while cells and not cells[-1]:
             cells.pop()
