@@ -42,6 +42,7 @@ _GLYPH_BOXES = {"□": "[ ]", "☐": "[ ]", "■": "[○]", "☑": "[○]", "☒
 # into a lone combining overlay, which no report means.
 _CID_FIXES = {"\u0336": "\u2014"}
 _MARGIN = 0.08  # header/footer band: this share of the page height at the top and at the bottom
+_LIST_ITEM = re.compile(r"^(\d{1,2}\)|\(\d{1,2}\)|\d{1,2}\.\s|[・※【◆○●■□①-⑳<＜\[])")
 _CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 MIN_TEXT_CHARS = 20
 
@@ -136,23 +137,28 @@ def _joiner(left: str, right: str) -> str:
     return " "
 
 
-def _block_text(glyphs: list[Glyph], right_edge: float) -> Cell:
+def _block_text(glyphs: list[Glyph], left_edge: float, right_edge: float) -> Cell:
     """The text of a cell: wrapped lines joined, paragraphs separated by a space.
 
-    A line wrapped when it ends within a character or so of the cell's right edge, taken as the furthest
-    any of its lines reaches (or `right_edge` for a one-line cell).
+    A line wrapped when it ends within two characters of the cell's inner right edge (the cell's edge less
+    the padding its text keeps on the left), unless the next line starts a list item ("2) ", "・", "①").
     """
     lines = [line for line in _lines(glyphs) if _line_text(line)]
-    if len(lines) > 1:
-        right_edge = max(line[-1].x1 for line in lines)
+    if lines:
+        padding = max(0.0, min(line[0].x0 for line in lines) - left_edge)
+        right_edge -= padding
+        # Lines that all stop at one x wrapped there (text set narrower than the cell the rules draw).
+        ends = sorted(line[-1].x1 for line in lines[:-1])
+        if len(ends) >= 2 and ends[-1] - ends[-2] < 0.5 * lines[0][-1].size:
+            right_edge = min(right_edge, ends[-1])
     text, open_end = "", False
     for line in lines:
         piece = _line_text(line)
         if text:
-            text += _joiner(text, piece) if open_end else " "
+            text += _joiner(text, piece) if open_end and not _LIST_ITEM.match(piece) else " "
         text += piece
         size = max(g.size for g in line)
-        open_end = right_edge - line[-1].x1 < 1.6 * size
+        open_end = right_edge - line[-1].x1 < 2.0 * size
     return Cell(re.sub(r" {2,}", " ", text), open_end)
 
 
@@ -245,7 +251,7 @@ def _table_items(cells: list[Box], glyphs: list[Glyph], opened: list[dict]) -> t
     for cell in cells:
         inner = [g for g in glyphs if _inside(g, cell)]
         used.update(id(g) for g in inner)
-        texts[cell] = _block_text(inner, cell[2] - 6)
+        texts[cell] = _block_text(inner, cell[0], cell[2])
     tops = sorted({round(c[1], 1) for c in cells})
     items = []
     for top in tops:
@@ -281,6 +287,7 @@ def _text_items(glyphs: list[Glyph], right_edge: float) -> list[Item]:
             and abs(prev.size - size) < 0.5
             and line[0].top - last_top < 2 * size
             and abs(x0 - prev.x0) < 2 * size
+            and not _LIST_ITEM.match(text)
         )
         last_top = line[0].top
         if prev is not None and joined:
@@ -341,15 +348,16 @@ def layout_page(page: PageInput) -> Page:
 # -- the document ----------------------------------------------------------------------------------------------
 
 
-def _furniture_key(item: Item) -> str:
-    return re.sub(r"\d+", "#", item.text()).replace(" ", "")
+def _furniture_key(item: Item) -> tuple[str, int]:
+    """The text with its numbers blanked, and where it stands: a header repeats both (a cover title does not)."""
+    return re.sub(r"\d+", "#", item.text()).replace(" ", ""), round(item.top / 4)
 
 
 def drop_furniture(pages: list[Page]) -> None:
     """Remove running text in the top/bottom margin that repeats on most pages (header, page number)."""
     if len(pages) < 2:
         return
-    counts: Counter[str] = Counter()
+    counts: Counter[tuple[str, int]] = Counter()
     for page in pages:
         keys = {_furniture_key(it) for it in page.items if not it.is_row and _in_margin(it, page)}
         counts.update(keys)
@@ -395,7 +403,7 @@ def read_pdf_pages(path: Path) -> list[Page]:
     import pdfplumber
     from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
 
-    data = _pdf_bytes(path)
+    _pdf_bytes(path)
     try:
         with pdfplumber.open(path) as pdf:
             pages = [layout_page(plumber_input(page, i)) for i, page in enumerate(pdf.pages, start=1)]
@@ -408,14 +416,15 @@ def read_pdf_pages(path: Path) -> list[Page]:
     if not pages:
         raise CorpusFileError(path, _damaged("no pages"))
     chars = sum(p.glyph_count for p in pages)
+    images = sum(p.image_count for p in pages)
+    if chars < MIN_TEXT_CHARS and not images:
+        raise CorpusFileError(path, _damaged(f"{len(pages)} page(s) with {chars} character(s) and no image: empty"))
     if chars < MIN_TEXT_CHARS:
-        images = sum(p.image_count for p in pages)
-        what = f"{images} image(s), {chars} character(s)" if images else f"{chars} character(s), no image"
         raise CorpusFileError(
             path,
             "PDFに文字情報がありません（画像だけのスキャンPDF）。OCRには対応していません。文字を含むPDFか、テキスト版を"
-            f"追加してください / the PDF has no text layer ({what}: a scan?); OCR is not supported, "
-            f"add a PDF with text or the text version ({len(data)} bytes read)",
+            f"追加してください / the PDF has no text layer ({images} image(s), {chars} character(s): a scan?); "
+            "OCR is not supported: add a PDF with text, or the text version",
         )
     return pages
 
