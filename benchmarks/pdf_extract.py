@@ -149,10 +149,18 @@ def _norm(cell: str) -> str:
     return re.sub(r"\s+", "", cell)
 
 
+def _trimmed(row: tuple[str, ...]) -> tuple[str, ...]:
+    """A row without its trailing empty cells (an empty last cell is drawn, but a trailing tab is not text)."""
+    cells = list(row)
+    while len(cells) > 1 and not cells[-1]:
+        cells.pop()
+    return tuple(cells)
+
+
 def score(drawn: list[list[str]], text: str) -> tuple[float, float]:
     got = [tuple(_norm(c) for c in line.split("\t")) for line in text.split("\n") if line.strip()]
     want = [tuple(_norm(c) for c in row) for row in drawn]
-    got = [tuple(c for c in row) for row in got]
+    got, want = [_trimmed(row) for row in got], [_trimmed(row) for row in want]
     rows = difflib.SequenceMatcher(None, want, got, autojunk=False)
     row_hits = sum(b.size for b in rows.get_matching_blocks())
     flat_want = [c for row in want for c in row if c]

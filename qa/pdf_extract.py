@@ -19,6 +19,7 @@ The text is stored beside the PDF and is the source that quotes are cut from, so
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import statistics
@@ -338,7 +339,8 @@ def layout_page(page: PageInput) -> Page:
         items += rows
         used |= inner
     loose = [g for g in glyphs if id(g) not in used]
-    right = max((g.x1 for g in glyphs), default=page.width)
+    # Running text wraps at the page's right margin, taken as wide as the left one.
+    right = page.width - min((g.x0 for g in loose), default=0.0)
     items += _text_items(loose, right)
     items.sort(key=lambda it: it.top)
     result.items = items
@@ -398,14 +400,13 @@ def pages_text(pages: list[Page]) -> str:
     return "\n".join(out) + "\n"
 
 
-def read_pdf_pages(path: Path) -> list[Page]:
-    """The pages of a PDF as items; raises CorpusFileError for a damaged, encrypted or image-only PDF."""
+def read_pdf_pages(path: Path, data: bytes) -> list[Page]:
+    """The pages of a PDF (its bytes) as items; CorpusFileError for a damaged, encrypted or image-only PDF."""
     import pdfplumber
     from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
 
-    _pdf_bytes(path)
     try:
-        with pdfplumber.open(path) as pdf:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
             pages = [layout_page(plumber_input(page, i)) for i, page in enumerate(pdf.pages, start=1)]
     except (PDFPasswordIncorrect, PDFEncryptionError) as exc:
         raise CorpusFileError(path, "PDFが暗号化されています / the PDF is encrypted: save it without a password") from exc
@@ -437,10 +438,10 @@ def _pdf_bytes(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise CorpusFileError(path, f"{size} bytes is over the {MAX_FILE_BYTES} byte limit")
+            raise CorpusFileError(path, f"PDFが大きすぎます / {size} bytes is over the {MAX_FILE_BYTES} byte limit")
         data = path.read_bytes()
     except OSError as exc:
-        raise CorpusFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
+        raise CorpusFileError(path, f"読み込めません / cannot be read ({exc.strerror or exc})") from exc
     if not data.lstrip()[:5] == b"%PDF-":
         raise CorpusFileError(path, "PDFではありません / not a PDF (it does not start with %PDF-)")
     if b"%%EOF" not in data[-2048:]:
@@ -450,11 +451,16 @@ def _pdf_bytes(path: Path) -> bytes:
 
 def extract_pdf(path: Path) -> str:
     """The text of a report's PDF: a form feed line per page, table rows as tab-separated cells."""
-    path = Path(path)
-    pages = read_pdf_pages(path)
+    return _extract(Path(path))[1]
+
+
+def _extract(path: Path) -> tuple[bytes, str]:
+    """The PDF's bytes and their text: what is copied is what was read."""
+    data = _pdf_bytes(path)
+    pages = read_pdf_pages(path, data)
     drop_furniture(pages)
     _join_split_rows(pages)
-    return pages_text(pages)
+    return data, pages_text(pages)
 
 
 def page_of(source_text: SourceText | str, line: int) -> int | None:
@@ -473,7 +479,7 @@ def _stem(pdf: Path, name: str | None) -> str:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
     if not stem or stem.startswith(".") or "/" in stem or "\\" in stem or "\x00" in stem:
-        raise CorpusFileError(pdf, f"{name!r} cannot be a report name: use letters, digits, - or _")
+        raise CorpusFileError(pdf, f"{name!r} cannot be a report name: no folder, no leading dot")
     return stem
 
 
@@ -491,8 +497,7 @@ def ingest_pdf(pdf: Path, corpus_dir: Path, name: str | None = None) -> Path:
     for target in (target_pdf, target_text):
         if target.exists() or target.is_symlink():
             raise CorpusFileError(pdf, f"{target.name} already exists in {corpus_dir}: choose another name")
-    text = extract_pdf(pdf)
-    data = pdf.read_bytes()
+    data, text = _extract(pdf)
     encoded = text.encode("utf-8")
     source = SourceText(path=target_text, raw=text, encoding="utf_8", sha256=hashlib.sha256(encoded).hexdigest())
     parse_card(source)  # raises CorpusFileError when the PDF is not a report of the national form

@@ -161,6 +161,22 @@ def test_page_breaks_and_verbatim_citations(ingested) -> None:
     assert page_of("no page breaks here", 1) is None
 
 
+def test_rows_split_by_page_breaks_are_joined(ingested) -> None:
+    """The drawn PDFs split long cells across pages; each split row comes out as one line of the text."""
+    from qa.pdf_extract import drop_furniture, read_pdf_pages
+
+    _, _, pdf, text_path = ingested["001"]
+    pages = read_pdf_pages(pdf, pdf.read_bytes())
+    drop_furniture(pages)
+    splits = [(a.items[-1], b.items[0]) for a, b in zip(pages, pages[1:])
+              if a.items[-1].open_bottom and b.items[0].open_top]
+    assert len(splits) >= 3
+    lines = text_path.read_text(encoding="utf-8").split("\n")
+    for first, rest in splits:
+        head, tail = first.cells[-1].text, rest.cells[-1].text
+        assert [line for line in lines if head in line and tail in line], head[:20]
+
+
 def test_header_and_page_numbers_dropped(ingested) -> None:
     lines = ingested["001"][3].read_text(encoding="utf-8").split("\n")
     assert not [line for line in lines if re.fullmatch(r"-\s*\d+\s*-", line.strip())]
