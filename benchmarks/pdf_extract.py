@@ -13,6 +13,16 @@ The PDFs are drawn by tests/pdf_forms.py from the parsed cards of the real repor
 
     .venv/bin/python benchmarks/pdf_extract.py            # 001 002 004
     .venv/bin/python benchmarks/pdf_extract.py 000 003
+
+Last measured (2 shared cores; rows / cells / seconds):
+    report  pdfplumber           pypdfium2            plain dump
+    000     0.989 0.996  5.3 s   0.972 0.990  2.6 s   0.286 0.105
+    001     1.000 1.000  2.6 s   1.000 1.000  1.1 s   0.498 0.334
+    002     0.993 0.996  1.6 s   0.976 0.986  0.9 s   0.590 0.342
+    003     0.992 0.997  7.7 s   0.901 0.958  3.9 s   0.167 0.054
+    004     0.983 0.992  7.1 s   0.993 0.997  4.3 s   0.198 0.079
+pdfplumber is the reader: the more accurate on four of five (pypdfium2 loses characters of the
+non-embedded CID fonts, e.g. 003, and needs hand-written path and glyph-box handling), about twice as slow.
 """
 
 from __future__ import annotations
