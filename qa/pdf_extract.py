@@ -408,12 +408,14 @@ def read_pdf_pages(path: Path, data: bytes) -> list[Page]:
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             pages = [layout_page(plumber_input(page, i)) for i, page in enumerate(pdf.pages, start=1)]
-    except (PDFPasswordIncorrect, PDFEncryptionError) as exc:
-        raise CorpusFileError(path, "PDFが暗号化されています / the PDF is encrypted: save it without a password") from exc
     except CorpusFileError:
         raise
-    except Exception as exc:  # pdfminer raises many unrelated types for a broken file
-        raise CorpusFileError(path, _damaged(f"{type(exc).__name__}: {exc}")) from exc
+    except Exception as exc:  # pdfminer raises many unrelated types for a broken file; pdfplumber wraps them
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc.__context__ or exc
+        if isinstance(cause, (PDFPasswordIncorrect, PDFEncryptionError)):
+            why = "PDFが暗号化されています / the PDF is encrypted: save it without a password"
+            raise CorpusFileError(path, why) from exc
+        raise CorpusFileError(path, _damaged(f"{type(cause).__name__}: {cause}")) from exc
     if not pages:
         raise CorpusFileError(path, _damaged("no pages"))
     chars = sum(p.glyph_count for p in pages)

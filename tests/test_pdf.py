@@ -274,3 +274,18 @@ def test_pdf_that_is_not_a_report_refused(tmp_path: Path) -> None:
     with pytest.raises(CorpusFileError, match="not a 評価書"):
         ingest_pdf(letter, corpus)
     assert list(corpus.iterdir()) == []
+
+
+def test_encrypted_pdf_refused(tmp_path: Path) -> None:
+    from reportlab.lib import pdfencrypt
+    from reportlab.pdfgen.canvas import Canvas
+
+    locked = tmp_path / "locked.pdf"
+    canvas = Canvas(str(locked), encrypt=pdfencrypt.StandardEncryption("secret", canPrint=0))
+    canvas.drawString(72, 720, "a password is needed to open this file")
+    canvas.save()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with pytest.raises(CorpusFileError, match="encrypted"):
+        ingest_pdf(locked, corpus)
+    assert list(corpus.iterdir()) == []
