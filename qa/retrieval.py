@@ -102,10 +102,22 @@ class HybridSearcher:
         ]
         self._kinds = [c.record_kind for c in chunks]
         self._field_vectors: np.ndarray | None = None
+        self._query_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     # -- the question -----------------------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
+        """The question as a query vector; remembered, since a question is often asked again (and fitted)."""
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            return cached
+        vector = self._embed_query(text)
+        if len(self._query_cache) > 4096:
+            self._query_cache.clear()
+        self._query_cache[text] = vector
+        return vector
+
+    def _embed_query(self, text: str) -> np.ndarray:
         model = self.index.embedder
         encode = getattr(model, "encode_query", None) or model.encode
         vector = encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)

@@ -301,15 +301,18 @@ class Reader:
                 return value.split("\n")[0].strip()
         return r.name or r.title
 
-    def count(self, q: Question, card: Card, kind: str, records: list[Record]) -> Answer:
+    def count_field(self, card: Card, kind: str) -> Field | None:
+        """The field where the form states whether, and how many, blocks of `kind` there are."""
         rspec = self.catalog.record(kind)
-        parts = [Evidence(r.title, r.breadcrumb, r.title, r.line, r.line) for r in records[:3]]
-        stated = None
         if rspec and rspec.count_field:
             for _, f in card.fields():
                 if f.key == label_key(rspec.count_field) and f.value:
-                    stated = f
-                    break
+                    return f
+        return None
+
+    def count(self, q: Question, card: Card, kind: str, records: list[Record]) -> Answer:
+        parts = [Evidence(r.title, r.breadcrumb, r.title, r.line, r.line) for r in records[:3]]
+        stated = self.count_field(card, kind)
         n = len({r.number for r in records})
         if stated is not None:
             parts.insert(0, Evidence(clean_line(stated.value), "", stated.label, stated.line, stated.end_line))
@@ -321,6 +324,11 @@ class Reader:
     def presence(self, q: Question, card: Card, kind: str, matched: list[Record], narrowed: bool = True) -> Answer:
         yes = bool(matched)
         rspec = self.catalog.record(kind)
+        stated = self.count_field(card, kind) if not narrowed else None
+        if stated is not None:  # whether the report does it at all: the form's own choice says
+            value = self.value_text(stated)
+            ev = Evidence(value, "", stated.label, stated.line, stated.end_line)
+            return self.compose(q, card, [ev], short=self.yes_word(q, self.is_positive(normalize(value))), kind="yesno")
         parts = [Evidence(self.record_name(r, rspec.name_fields if rspec else ()), r.breadcrumb, r.title, r.line, r.end_line)
                  for r in matched[:5]]
         word = self.yes_word(q, yes)
@@ -436,27 +444,37 @@ class Reader:
 
     # -- the best passage --------------------------------------------------------------------------------
     def passage(self, q: Question, card: Card, hits: list[Hit]) -> Answer:
+        """The sentences that answer, from the units retrieval ranks first in the card: the best one first,
+        then others from the next units while they fit (a reader checks them against the quotes)."""
         if not hits:
             return self.abstain(q, hits, "", "", card)
         strength = hits[0].dense
         if strength < self.weights["abstain_below"]:
             return self.abstain(q, hits, "", "", card)
-        q_terms = [t for t in self.terms(q.norm) if t.lower() not in {w.lower() for w in q.identity}]
-        type_kind = {"range": "range"}.get(q.answer_type, q.answer_type)
+        identity = {w.lower() for w in q.identity}
+        q_terms = [t for t in self.terms(q.norm) if t.lower() not in identity]
+        type_kind = q.answer_type
+        budget = int(self.weights.get("passage_chars", 300))
+        keep = self.weights.get("second_passage", 0.85)
         parts: list[Evidence] = []
-        for h in hits[:2]:
-            if parts and h.score < hits[0].score * self.weights.get("second_passage", 0.85):
+        used = 0
+        for h in hits[: int(self.weights.get("passage_units", 3))]:
+            if parts and h.score < hits[0].score * keep:
                 break
             ranked = rank_sentences(h.chunk.text, q_terms, self._idf, self.terms, type_kind)
             if not ranked:
                 continue
-            best = ranked[0].text
+            best = _trim(ranked[0].text, MAX_EVIDENCE)
+            if parts and used + len(best) > budget:
+                break
             parts.append(Evidence(best, h.chunk.section, h.chunk.label, h.chunk.line, h.chunk.end_line, h.dense))
+            used += len(best)
         if not parts:
             return self.abstain(q, hits, "", "", card)
         if q.yesno:
             return self.polarity(q, card, parts[:1])
-        return self.compose(q, card, parts, short=self.short_of(q, parts[0].text), kind=q.answer_type)
+        short = next((v for v in (self.short_of(q, p.text) for p in parts) if v), None)
+        return self.compose(q, card, parts, short=short, kind=q.answer_type)
 
     def short_of(self, q: Question, text: str) -> str | None:
         """The value of the asked type in `text`, when the question asks for one (a date, a period, a count)."""
