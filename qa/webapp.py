@@ -27,7 +27,7 @@ from qa.webapp_loader import AssistantLoader
 from qa.webapp_reports import ALL_KINDS
 from qa.webapp_text import CONTROL, highlight, md_escape, question_terms  # noqa: F401 - re-exported
 from qa.webapp_viewer import (  # noqa: F401 - re-exported
-    CSS, EMPTY_VIEWER, HEAD, NOT_STATED, VIEWER_JS, answer_record, card_choices, card_label, parse_ref,
+    CSS, EMPTY_VIEWER, NOT_STATED, VIEWER_JS, answer_record, card_choices, card_label, parse_ref,
     render_answer_message, render_sources,
 )
 
@@ -88,7 +88,7 @@ def build_app(
             with gr.Row(elem_id="qa-layout", equal_height=False):
                 with gr.Column(scale=6, min_width=420):
                     chatbot = gr.Chatbot(
-                        label="会話", elem_id="qa-chat", height=520, latex_delimiters=[], sanitize_html=True,
+                        label="会話", show_label=False, elem_id="qa-chat", height=None, min_height=420, max_height=720, latex_delimiters=[], sanitize_html=True,
                         feedback_options=None, buttons=["copy", "copy_all"],
                         placeholder="評価書について質問してください（下に質問の例があります）。",
                     )
@@ -178,7 +178,7 @@ def build_app(
         for event in (gr.on([question.submit, send.click], api_name="chat", **chat_io),
                       examples.load_input_event.then(api_visibility="private", **chat_io)):
             event.then(handlers.scope, [session], [scope], **after).then(handlers.exports, [session], [save_md, save_csv], **after)
-        open_ref.input(handlers.open_citation, [open_ref, session], [sources, session], **after).then(
+        open_ref.change(handlers.open_citation, [open_ref, session], [sources, session], **after).then(
             handlers.exports, [session], [save_md, save_csv], **after)
         reset_io = dict(fn=handlers.reset, inputs=None, outputs=[chatbot, sources, session, question, cards], **after)
         for event in (clear.click(**reset_io), chatbot.clear(**reset_io)):
@@ -267,7 +267,6 @@ def launch(
         quiet=quiet,
         css=CSS,
         js=VIEWER_JS,
-        head=HEAD,
         footer_links=["api"],
         run_history=False,
         enable_monitoring=False,

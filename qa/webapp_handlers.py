@@ -285,7 +285,7 @@ class ChatHandlers:
         if path is None:
             return ("【エラー】ファイルを選んでから「追加する」を押してください。", *same)
         settings = assistant.settings
-        report = progress or (lambda *a, **k: None)
+        report = progress if progress is not None else (lambda *a, **k: None)
         if not self._adding.acquire(timeout=600):
             return ("【エラー】ほかの評価書を追加中です。しばらくしてからお試しください。", *same)
         try:
@@ -298,7 +298,8 @@ class ChatHandlers:
                 return (f"この評価書（{md_escape(stored.name)}）は既に登録されています。", *same)
 
             def step(stage: str, done: int, total: int) -> None:
-                report(0.05 + 0.85 * done / max(total, 1), desc=f"索引を更新: {STAGES.get(stage, stage)} {done}/{total}")
+                low, high = _BANDS.get(stage, (0.05, 0.9))
+                report(low + (high - low) * done / max(total, 1), desc=f"索引を更新: {STAGES.get(stage, stage)} {done}/{total}")
 
             try:
                 built = build(settings, progress=step)
@@ -315,9 +316,14 @@ class ChatHandlers:
             self._adding.release()
         card = fresh.cards[stored.stem]
         choices = card_choices(fresh)
-        message = (f"**追加しました**: {md_escape(card.label)}（ファイル `{md_escape(stored.name)}`、"
+        message = (f"**追加しました**: {md_escape(card.label)}（ファイル {md_escape(stored.name)}、"
                    f"評価書は全部で {len(fresh.cards)} 件）。「質問」で絞り込みに選べます。")
         return message, gr.Dropdown(choices=choices), gr.Dropdown(choices=choices, value=stored.stem)
+
+
+# Where each build stage sits on the upload's progress bar.
+_BANDS = {"reading": (0.05, 0.35), "embedding": (0.35, 0.7), "bm25": (0.7, 0.8), "faiss": (0.8, 0.85),
+          "writing": (0.85, 0.9)}
 
 
 def _upload_path(file: Any) -> Path | None:

@@ -82,7 +82,7 @@ def raw_lines(assistant: Assistant, card_id: str, f: Field) -> str:
     # The value may stand on a line of its own near the label (004's layout): show that line too.
     value = unicodedata.normalize("NFKC", f.value or "").strip()
     if value and not any(value in unicodedata.normalize("NFKC", lines[n - 1]) for n in numbers):
-        near = sorted(range(max(1, first - 8), min(len(lines), last + 8) + 1), key=lambda n: abs(n - first))
+        near = sorted(range(max(1, first - 30), min(len(lines), last + 30) + 1), key=lambda n: abs(n - first))
         found = next((n for n in near if value in unicodedata.normalize("NFKC", lines[n - 1])), None)
         if found is not None:
             numbers = sorted({*numbers, found})

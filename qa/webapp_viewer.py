@@ -143,14 +143,17 @@ def render_sources(
         n = min(max(open_n, 1), len(citations))
         parts.append(_viewer(citations[n - 1], n, len(citations), assistant, labels, terms, answer_no))
         parts.append(f"<h3>この回答の出典 {len(citations)} 件</h3><ol class='qa-cite-list'>")
+        previous_card = None
         for i, c in enumerate(citations, start=1):
             label = labels.get(c["card"]) or card_label(assistant, c["card"], c.get("title", ""))
+            # The report's title once per run of citations from it; the place as its last two steps.
+            card = f'<span class="qa-card-small">{html.escape(label)}</span> ' if c["card"] != previous_card else ""
+            previous_card = c["card"]
             parts.append(
                 f'<li class="qa-cite{" qa-open" if i == n else ""}">{_ref_link(answer_no, i, current=i == n)} '
                 f'<span class="qa-quote-short">「{highlight(shorten(c["quote"], 80), terms)}」</span>'
-                f'<span class="qa-section">{html.escape(_crumb(c))}</span>'
-                f'<span class="qa-card-small">{html.escape(label)}</span> '
-                f'<span class="qa-file">{html.escape(c["source"])}</span> <span class="qa-line">{c["line"]} 行目</span>'
+                f'<span class="qa-section" title="{html.escape(_crumb(c))}">{html.escape(_crumb_tail(c))}</span>'
+                f'{card}<span class="qa-file">{html.escape(c["source"])}</span> <span class="qa-line">{c["line"]} 行目</span>'
                 "</li>"
             )
         parts.append("</ol>")
@@ -184,6 +187,11 @@ def _crumb(c: dict[str, Any]) -> str:
     if label and not crumb.endswith(label):
         crumb = f"{crumb} > {label}"
     return crumb
+
+
+def _crumb_tail(c: dict[str, Any], steps: int = 2) -> str:
+    parts = _crumb(c).split(" > ")
+    return (" > ".join(parts[-steps:]) if len(parts) > steps else " > ".join(parts))
 
 
 def _viewer(
@@ -250,10 +258,11 @@ def _context(assistant: Assistant | None, c: dict[str, Any], first_q: int, last_
 
 
 CSS = """
+.gradio-container { max-width: 1680px !important; }
 #qa-layout { align-items: flex-start; }
 #qa-side { position: sticky; top: 0.5rem; }
 #qa-sources { max-height: calc(100vh - 2rem); overflow-y: auto; }
-#qa-chat .message-wrap, #qa-chat .bubble-wrap { padding-top: 0.4rem; }
+#qa-chat .bubble-wrap { padding-top: 2.4rem; }  /* keep the first message clear of the chat's buttons */
 .qa-status { font-size: 0.95em; }
 .qa-scope { font-size: 0.92em; }
 .qa-hidden { display: none !important; }
@@ -266,6 +275,7 @@ CSS = """
 .qa-num { font-weight: bold; }
 .qa-card { font-weight: bold; }
 .qa-section { display: block; font-size: 0.9em; color: var(--body-text-color-subdued); }
+.qa-viewer .qa-section { color: var(--body-text-color); font-weight: 600; margin-top: 0.2em; }
 .qa-quote { margin: 0.4em 0; padding: 0.2em 0.6em; border-left: 3px solid var(--color-accent); white-space: pre-wrap; }
 .qa-where { font-size: 0.88em; }
 .qa-file { font-family: var(--font-mono); font-size: 0.88em; }
@@ -288,15 +298,19 @@ a.qa-ref:hover, a.qa-ref.qa-current { background: var(--color-accent-soft); }
   margin-bottom: 0.6em; background: rgba(217, 119, 6, 0.08); }
 .qa-near { border: 1px dashed var(--border-color-primary); border-radius: 6px; padding: 0.4em 0.7em; margin: 0.4em 0; }
 .qa-empty { opacity: 0.8; }
+#qa-add-status { min-height: 5rem; }
 #qa-records td, #qa-fields td { vertical-align: top; }
 """
 
 # Clicking an [n] link anywhere (chat or viewer) opens that citation: the reference goes into a hidden
 # textbox, whose input event runs the server's handler. Capture phase, so the chat's own link handling
-# (a new tab) never sees the click. The built-in texts of the page (copy, clear, upload) are Japanese
-# whatever the browser's language: the page is for Japanese reports.
+# (a new tab) never sees the click.
+# The page's built-in texts (copy, clear, upload…) are shown in Japanese whatever the browser's language:
+# gradio picks its language from the browser, so its own locale switch (changeLocale, exported by its
+# core module) is called once the page is up; two accessibility labels gradio leaves untranslated are
+# set here too. If a gradio version moves these, the page still works, in the browser's language.
 VIEWER_JS = """
-() => {
+async () => {
   document.addEventListener('click', (ev) => {
     const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#qa-cite-"]') : null;
     if (!a) return;
@@ -308,12 +322,40 @@ VIEWER_JS = """
     box.value = ref + '|' + Date.now();
     box.dispatchEvent(new Event('input', { bubbles: true }));
   }, true);
+  const labels = {
+    'Gradio footer navigation': 'ページ下部のリンク', 'chatbot conversation': '会話',
+    'Copy conversation': '会話をコピー', 'Copy message': 'メッセージをコピー',
+    'Copied conversation': 'コピーしました', 'Copied message': 'コピーしました', 'Copied!': 'コピーしました',
+  };
+  const relabel = () => {
+    for (const [en, ja] of Object.entries(labels)) {
+      for (const attr of ['aria-label', 'title']) {
+        document.querySelectorAll('[' + attr + '="' + en + '"]').forEach((el) => el.setAttribute(attr, ja));
+      }
+    }
+  };
+  // The progress overlay's own words (gradio writes them in English whatever the language).
+  const words = [[/^processing \\|/, '処理中 |'], [/^queue: /, '順番待ち: ']];
+  const retext = () => {
+    document.querySelectorAll('.progress-text, .meta-text, .meta-text-center').forEach((el) => {
+      for (const node of el.childNodes) {
+        if (node.nodeType !== 3) continue;
+        for (const [en, ja] of words) {
+          if (en.test(node.nodeValue)) node.nodeValue = node.nodeValue.replace(en, ja);
+        }
+      }
+    });
+  };
+  const fix = () => { relabel(); retext(); };
+  fix();
+  new MutationObserver(fix).observe(document.body, { childList: true, subtree: true, characterData: true });
+  try {
+    const url = performance.getEntriesByType('resource').map((e) => e.name)
+      .find((n) => /\\/assets\\/core-[^/]+\\.js(\\?|$)/.test(n));
+    if (url) {
+      const core = await import(url);
+      if (core.changeLocale) core.changeLocale('ja');
+    }
+  } catch (e) { console.warn('qa: could not switch the page to Japanese', e); }
 }
 """
-
-HEAD = """<script>
-try {
-  Object.defineProperty(navigator, 'language', { get: () => 'ja' });
-  Object.defineProperty(navigator, 'languages', { get: () => ['ja'] });
-} catch (e) {}
-</script>"""

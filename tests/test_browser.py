@@ -239,8 +239,12 @@ def test_report_browser_marks_unreadable_parts(app_server, browser) -> None:  # 
     records.get_by_text("委託事項4").first.wait_for(timeout=30_000)
     text = records.inner_text()
     assert "【読み取れません】" in text and "人数の範囲が、人数ではない項目に付いています" in text
-    assert "原文:" in text and "１万人以上１０万人未満" in text  # the raw line, as it stands in the file
+    assert "原文: 923行: ①委託内容 ／ 942行: 1万人以上10万人未満" in text  # the raw lines the parser joined
     assert english_only(page.evaluate(CHROME_TEXTS)) == []
+    page.locator("#qa-kind-pick input").click()
+    page.get_by_role("option", name="提供先", exact=True).click()
+    records.get_by_text("提供先1 都道府県知事").first.wait_for(timeout=30_000)
+    assert "読み取れません" in records.inner_text()
     shot(page, "reports_004.png")
 
 
@@ -262,8 +266,8 @@ def test_upload_a_report_then_ask_about_it(app_server, browser, project: Path, t
     shutil.copy2(ROOT / "corpora" / MATSUDO, copy)
     page.locator("#qa-upload input[type=file]").set_input_files(str(copy))
     page.locator("#qa-add").click()
-    page.wait_for_timeout(1500)
-    shot(page, "upload_progress.png")
+    page.locator("#qa-add-status").get_by_text(re.compile("索引を更新|ファイルを確認|新しい索引")).first.wait_for(timeout=120_000)
+    shot(page, "upload_progress.png")  # the progress bar while the new report is indexed
     page.locator("#qa-add-status").get_by_text("追加しました").wait_for(timeout=300_000)
     assert "松戸市" in page.locator("#qa-add-status").inner_text()
     assert (project / "corpora" / "matsudo_copy.txt").read_bytes() == copy.read_bytes()
