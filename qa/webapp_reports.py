@@ -130,7 +130,7 @@ def browse_rows(assistant: Assistant, card: Card, kind: str | None) -> dict[str,
             label, value, chosen, note = field_row(assistant, card, f, s.title)
             fields.append([s.breadcrumb, label, value, chosen, f.line, note])
     counts = {k: len(card.records(k)) for k in kinds}
-    summary = [f"**{md_escape(card.label)}** — ファイル `{card.source}`",
+    summary = [f"**{md_escape(card.label)}** — ファイル {md_escape(card.source)}",
                "記録: " + ("、".join(f"{md_escape(k)} {n} 件" for k, n in counts.items()) or "なし")]
     if unreadable:
         summary.append(f"表示中の記録のうち {unreadable} 項目は、原文のレイアウトが崩れていて「{UNREADABLE}」と表示しています（右端の列に原文）。")
