@@ -325,7 +325,7 @@ async () => {
   const labels = {
     'Gradio footer navigation': 'ページ下部のリンク', 'chatbot conversation': '会話',
     'Copy conversation': '会話をコピー', 'Copy message': 'メッセージをコピー',
-    'Copied conversation': 'コピーしました', 'Copied message': 'コピーしました', 'Copied!': 'コピーしました',
+    'Copied conversation': 'コピーしました', 'Copied message': 'コピーしました', 'Copied!': 'コピーしました', 'Close': '閉じる',
   };
   const relabel = () => {
     for (const [en, ja] of Object.entries(labels)) {
@@ -335,9 +335,12 @@ async () => {
     }
   };
   // The progress overlay's own words (gradio writes them in English whatever the language).
-  const words = [[/^processing \\|/, '処理中 |'], [/^queue: /, '順番待ち: ']];
+  const words = [
+    [/^processing \\|/, '処理中 |'], [/^queue: /, '順番待ち: '], [/^Error\\s*$/, 'エラー'], [/^Warning\\s*$/, '注意'],
+    [/^File\\(s\\) exceed the maximum allowed size of (.+?): (.*)$/, 'ファイルが大きすぎます（$1 まで）: $2'],
+  ];
   const retext = () => {
-    document.querySelectorAll('.progress-text, .meta-text, .meta-text-center').forEach((el) => {
+    document.querySelectorAll('.progress-text, .meta-text, .meta-text-center, .toast-title, .toast-message-text').forEach((el) => {
       for (const node of el.childNodes) {
         if (node.nodeType !== 3) continue;
         for (const [en, ja] of words) {

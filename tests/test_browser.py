@@ -252,6 +252,15 @@ def test_upload_a_report_then_ask_about_it(app_server, browser, project: Path, t
     before = sorted(p.name for p in (project / "corpora").iterdir())
     page = open_page(browser, app_server)
     page.get_by_role("tab", name="評価書を追加").click()
+    big = tmp_path / "big.txt"
+    with big.open("wb") as f:
+        f.truncate(21 * 1024 * 1024)
+    page.locator("#qa-upload input[type=file]").set_input_files(str(big))
+    toast = page.locator('[data-testid="toast-body"]')
+    toast.get_by_text("ファイルが大きすぎます").wait_for(timeout=30_000)
+    assert "エラー" in toast.inner_text() and "Error" not in toast.inner_text()
+    page = open_page(browser, app_server)
+    page.get_by_role("tab", name="評価書を追加").click()
     bad = tmp_path / "scan.txt"
     bad.write_bytes(bytes(range(256)) * 64)
     page.locator("#qa-upload input[type=file]").set_input_files(str(bad))
