@@ -137,7 +137,7 @@ def build_app(
                 records = gr.Dataframe(
                     headers=["記録", "パス", "項目", "値", "選択", "行", "読み取りの注記（原文）"],
                     datatype=["str", "str", "str", "str", "str", "number", "str"],
-                    interactive=False, wrap=True, max_height=640, elem_id="qa-records",
+                    interactive=False, wrap=True, max_height=900, elem_id="qa-records",
                     column_widths=["11%", "15%", "13%", "25%", "11%", "5%", "20%"],
                 )
             with gr.Accordion("節の項目", open=False):

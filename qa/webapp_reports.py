@@ -120,10 +120,11 @@ def browse_rows(assistant: Assistant, card: Card, kind: str | None) -> dict[str,
             continue
         if not r.fields:
             records.append([r.title, r.breadcrumb, "", "（項目なし）", "", r.line, ""])
-        for f in r.fields:
+        for i, f in enumerate(r.fields):
             label, value, chosen, note = field_row(assistant, card, f, _owner(r))
             unreadable += value.startswith(f"【{UNREADABLE}")
-            records.append([r.title, r.breadcrumb, label, value, chosen, f.line, note])
+            # The path once per record: the rows below it are the same block's fields.
+            records.append([r.title, r.breadcrumb if i == 0 else "〃", label, value, chosen, f.line, note])
     fields = []
     for s in card.walk():
         for f in s.fields:

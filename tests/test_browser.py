@@ -241,11 +241,12 @@ def test_report_browser_marks_unreadable_parts(app_server, browser) -> None:  # 
     assert "【読み取れません】" in text and "人数の範囲が、人数ではない項目に付いています" in text
     assert "原文: 923行: ①委託内容 ／ 942行: 1万人以上10万人未満" in text  # the raw lines the parser joined
     assert english_only(page.evaluate(CHROME_TEXTS)) == []
+    shot(page, "reports_004.png")
     page.locator("#qa-kind-pick input").click()
     page.get_by_role("option", name="提供先", exact=True).click()
     records.get_by_text("提供先1 都道府県知事").first.wait_for(timeout=30_000)
     assert "読み取れません" in records.inner_text()
-    shot(page, "reports_004.png")
+    shot(page, "reports_004_recipients.png")
 
 
 def test_upload_a_report_then_ask_about_it(app_server, browser, project: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
