@@ -32,7 +32,12 @@ def card_label(assistant: Assistant | None, card_id: str, fallback: str = "") ->
 
 
 def card_choices(assistant: Assistant) -> list[tuple[str, str]]:
-    return [(card.label, cid) for cid, card in assistant.cards.items()]
+    """(title, card id) for the pickers; two reports with the same title are told apart by their file."""
+    from collections import Counter
+
+    seen = Counter(card.label for card in assistant.cards.values())
+    return [(card.label if seen[card.label] == 1 else f"{card.label}（{card.source.rsplit('/', 1)[-1]}）", cid)
+            for cid, card in assistant.cards.items()]
 
 
 # -- the session's record of an answer --------------------------------------------------------------------
