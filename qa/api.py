@@ -14,15 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qa.answering.answer import Answer
 from qa.config import Settings
 from qa.errors import CardNotFoundError, CorruptIndexError, IndexNotFoundError, QuestionError, StaleIndexError
-from qa.index import BuildReport, Index, build_index, load_index
-from qa.parsing import Card, Corpus, load_corpus
 from qa.reading import SourceText, read_source
-from qa.retrieval import HybridSearcher
+
+# Imported where used, not here: `qa inspect` and `qa --help` import this module and must not pay for
+# numpy/FAISS/LangChain (retrieval) or torch (embeddings), which only answering and building need.
+if TYPE_CHECKING:
+    from qa.answering.answer import Answer
+    from qa.index import BuildReport, Index
+    from qa.parsing import Card, Corpus
 
 log = logging.getLogger(__name__)
 # Control and invisible formatting characters, and lone surrogates (from JSON "\ud800" escapes), which no
@@ -32,6 +35,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-
 
 def load_cards(settings: Settings) -> Corpus:
     """Parse every report of the corpus folder; bad files are skipped with a warning naming them."""
+    from qa.parsing import load_corpus
+
     return load_corpus(settings.corpus_dir, root=settings.root)
 
 
@@ -79,6 +84,13 @@ def chain_input(inp: Any, max_chars: int = 2000) -> dict[str, Any]:
 
 
 def build(settings: Settings, full: bool = False, progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
+    """Update the index; when nothing changed, say so from the manifest alone (no model is loaded)."""
+    from qa.index import build_index, unchanged_report
+
+    if not full:
+        report = unchanged_report(settings.index_dir, settings.corpus_dir, settings.embedding_model)
+        if report is not None:
+            return report
     return build_index(
         settings.corpus_dir,
         settings.index_dir,
@@ -94,6 +106,7 @@ class Assistant:
 
     def __init__(self, settings: Settings, index: Index) -> None:
         from qa.answering.chain import build_chain
+        from qa.retrieval import HybridSearcher
 
         self.settings = settings
         self.index = index
@@ -123,6 +136,8 @@ class Assistant:
         **overrides: Any,
     ) -> Assistant:
         """Load the index; with build_if_needed, build it first when missing or out of date."""
+        from qa.index import load_index
+
         settings = settings or Settings.load(**overrides)
         if index_dir is not None:
             settings = settings.with_(index_dir=Path(index_dir))

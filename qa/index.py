@@ -772,3 +772,44 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with path.open("rb") as f:
                 os.fsync(f.fileno())
+
+
+# -- nothing to do --------------------------------------------------------------------------------------
+
+
+class _ManifestOnly:
+    """What `Index.stale_reasons` reads (the manifest), without loading vectors or the embedding model."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+
+
+def unchanged_report(index_dir: Path, corpus_dir: Path, embedding_model: str | None = None) -> BuildReport | None:
+    """The report of a build that would change nothing, read from the manifest alone; None when one is needed.
+
+    Lets `qa index` (and the app's start) return at once, without importing torch, when the corpus folder
+    matches the live generation. A configured model (not the generation's own copy) always goes the long way.
+    """
+    started = time.perf_counter()
+    if embedding_model is not None:
+        return None
+    try:
+        folder = _current_generation(index_dir)
+        manifest = Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.format_version != FORMAT_VERSION or not (folder / "model" / "modules.json").is_file():
+            return None
+        _verify_files(folder, manifest)
+        if Index.stale_reasons(_ManifestOnly(manifest), corpus_dir):  # type: ignore[arg-type]
+            return None
+    except (QAError, OSError, ValueError, TypeError, KeyError):
+        return None
+    return BuildReport(
+        index_dir=index_dir,
+        cards=len(manifest.cards),
+        chunks=sum(entry.chunks for entry in manifest.cards.values()),
+        reembedded=[],
+        reused=sorted(manifest.cards),
+        skipped=list(manifest.skipped),
+        seconds=round(time.perf_counter() - started, 2),
+        bytes=sum(int(meta.get("bytes", 0)) for meta in manifest.files.values()),
+    )
