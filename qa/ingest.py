@@ -73,9 +73,12 @@ READERS: dict[str, Reader] = {
 }
 
 
+PDF = ".pdf"
+
+
 def accepted_suffixes() -> list[str]:
     """What an upload may end with (for the file picker and the messages)."""
-    return sorted(READERS)
+    return sorted([*READERS, PDF])
 
 
 def safe_name(name: str) -> str:
@@ -104,7 +107,7 @@ def add_report(src: Path, corpus_dir: Path, name: str | None = None) -> Path:
     stored = safe_name(name or src.name)
     suffix = Path(stored).suffix.lower()
     reader = READERS.get(suffix)
-    if reader is None:
+    if reader is None and suffix != PDF:
         kinds = "・".join(accepted_suffixes())
         raise CorpusFileError(stored, f"この形式（{suffix or '拡張子なし'}）は追加できません。追加できる形式: {kinds}")
     try:
@@ -119,6 +122,12 @@ def add_report(src: Path, corpus_dir: Path, name: str | None = None) -> Path:
         raise CorpusFileError(stored, "空のファイルです（0 バイト）。評価書のテキストを含むファイルを選んでください。")
     if not corpus_dir.is_dir():
         raise CorpusFileError(stored, f"評価書のフォルダ {corpus_dir} がありません。")
+    if suffix == PDF:
+        # The PDF is kept beside its extracted text (NAME.pdf + NAME.pdf.txt); quotes are cut from the text.
+        from qa.pdf_extract import ingest_pdf
+
+        return ingest_pdf(src, corpus_dir, Path(stored).stem)
+    assert reader is not None
     stored, data = reader(src, stored)
     return _store(corpus_dir, stored, data)
 

@@ -78,7 +78,7 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         f.truncate(MAX_UPLOAD_BYTES + 1)
     prose = tmp_path / "notes.md"
     prose.write_text("# 買い物メモ\n\n牛乳、卵、パン。\n" * 5, encoding="utf-8")
-    pdf = tmp_path / "report.pdf"
+    pdf = tmp_path / "report.docx"
     pdf.write_bytes(b"%PDF-1.4\n")
     return {
         "empty": (empty, "空のファイル"),
@@ -86,7 +86,7 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "binary": (binary, "バイナリ"),
         "too big": (big, "大きすぎます"),
         "not a report": (prose, "評価書として読み取れませんでした"),
-        "unknown kind": (pdf, "この形式"),
+        "unknown kind": (pdf, "この形式"),  # a Word file: not a format reports are read from
     }
 
 
@@ -119,3 +119,13 @@ def test_qa_add_copies_and_indexes(corpus_copy: Path, tmp_path: Path, capsys: py
     assistant = Assistant.load(index, root=corpus_copy)
     answer = assistant.ask("松戸市の住民基本台帳の委託先は？")
     assert "日本電気" in answer.answer and answer.citations[0].source == "corpora/matsudo.txt"
+
+
+def test_a_damaged_pdf_upload_is_refused_and_changes_nothing(corpus: Path, tmp_path: Path) -> None:
+    """A .pdf goes to the PDF reader; a damaged one is refused with a clear message, nothing written."""
+    src = tmp_path / "broken.pdf"
+    src.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\n")
+    before = sorted(p.name for p in corpus.iterdir())
+    with pytest.raises(CorpusFileError):
+        add_report(src, corpus)
+    assert sorted(p.name for p in corpus.iterdir()) == before
