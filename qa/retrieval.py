@@ -191,7 +191,8 @@ class HybridSearcher:
         return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float64)
 
     def _dense(self, text: str, n: int) -> np.ndarray:
-        vector = self.index.embedder.encode(
+        # As a query: e5 was trained with "query: " on questions and "passage: " on what they find.
+        vector = self.index.embedder.encode_query(
             [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         ).astype(np.float32)
         if not np.any(vector):
