@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from qa.e5model import e5_model_id
+from qa.embeddings import default_cache_dir
 from qa.errors import CorruptIndexError
 from qa.index import build_index, load_index
 
@@ -90,13 +91,15 @@ def test_no_change_build_writes_nothing(corpus_copy: Path, tmp_path: Path) -> No
     assert _snapshot(folder) == before  # no new generation, no file rewritten
 
 
-def test_a_rebuild_embeds_only_changed_text(corpus_copy: Path, tmp_path: Path) -> None:
+def test_a_rebuild_embeds_only_changed_text(index_dir: Path, corpus_copy: Path, tmp_path: Path) -> None:
     """With the embedding cache, a changed report re-embeds only its units whose text changed, and a full
-    rebuild of an unchanged corpus embeds nothing."""
+    rebuild of an unchanged corpus embeds nothing. The cache starts as a copy of the one the session's
+    index (`index_dir`) filled, so nothing here embeds the whole corpus."""
     folder = tmp_path / "idx"
     cache = tmp_path / "embeddings"
+    shutil.copytree(default_cache_dir() / "embeddings", cache, ignore=shutil.ignore_patterns(".lock", ".*tmp*"))
     first = build_index(corpus_copy / "corpora", folder, root=corpus_copy, embedding_cache=cache)
-    assert first.embedded_texts > 1000
+    assert first.embedded_texts == 0 and first.cards == 5
     full = build_index(corpus_copy / "corpora", folder, root=corpus_copy, embedding_cache=cache, full=True)
     assert full.embedded_texts == 0 and not full.unchanged
     target = corpus_copy / "corpora" / "002_eeb43361c0371a47.txt"
