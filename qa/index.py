@@ -426,8 +426,10 @@ def build_index(
     opts = _Options(embedding_model, full, root, model_cache, embedding_cache or None, progress, batch_size,
                     trust_remote_code)
     with _BuildLock(index_dir):
-        _remove_leftovers(index_dir)
-        if not full and (unchanged := _unchanged(corpus_dir, index_dir, opts)) is not None:
+        # After an interrupted build, publish afresh (that also clears what it left); otherwise a build with
+        # nothing to do returns before writing anything.
+        interrupted = _remove_leftovers(index_dir)
+        if not full and not interrupted and (unchanged := _unchanged(corpus_dir, index_dir, opts)) is not None:
             return unchanged
         return _build(corpus_dir, index_dir, opts)
 
