@@ -216,6 +216,18 @@ def load_embedder(
     return model
 
 
+def spec_digest(spec: str | Path | None, cache_dir: Path | None = None) -> str | None:
+    """`model_digest` of the model `spec` selects, without loading it; None when that needs loading it
+    (a hub model, or the built-in one not converted yet)."""
+    if is_default(spec):
+        folder = (cache_dir or default_cache_dir()) / e5_model_id()
+        return folder_digest(folder) if read_stamp(folder) is not None else None
+    if isinstance(spec, Path) or _looks_like_path(str(spec)):
+        folder = Path(spec).expanduser().resolve()
+        return folder_digest(folder) if folder.is_dir() else None
+    return None
+
+
 def model_digest(model: SentenceTransformer) -> str:
     """The digest of the folder the model was loaded from ("" for a hub model), recorded in the manifest."""
     folder = getattr(model, "_qa_folder", None)

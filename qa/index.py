@@ -449,7 +449,7 @@ class _Options:
 def _unchanged(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport | None:
     """The report of a build that has nothing to do, or None: the live generation is intact, was built with
     the configured model, and matches the corpus. Reads the manifest and hashes files; loads no model."""
-    from qa.embeddings import spec_model_id
+    from qa.embeddings import spec_digest, spec_model_id
 
     started = time.perf_counter()
     try:
@@ -457,6 +457,8 @@ def _unchanged(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport
         manifest = Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
         if manifest.format_version != FORMAT_VERSION or manifest.embedding_model != spec_model_id(opts.embedding_model):
             return None
+        if spec_digest(opts.embedding_model, opts.model_cache) != manifest.embedding_digest:
+            return None  # the model's files changed (or cannot be told without loading it)
         _verify_files(folder, manifest)
         if stale_reasons(manifest, corpus_dir):
             return None

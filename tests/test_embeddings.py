@@ -146,3 +146,17 @@ def test_cache_embeds_only_new_text(model, tmp_path: Path) -> None:  # type: ign
     assert not list(tmp_path.glob("*.pkl"))
     with np.load(next(tmp_path.glob("*.npz")), allow_pickle=False) as data:  # no object arrays
         assert data["vectors"].shape == (7, 384)
+
+
+def test_a_users_own_plain_folder_plugs_in(tmp_path: Path) -> None:
+    """Any sentence-transformers folder works through the embedding_model setting, without remote code."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(default_cache_dir() / e5_model_id() / "tokenizer.json"))
+    SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_dim=16)], device="cpu").save(str(tmp_path / "mine"))
+    model = load_embedder(str(tmp_path / "mine"))
+    assert model_id(model) == str((tmp_path / "mine").resolve())
+    vectors = encode_queries(model, ["委託先はどこか", "保管期間"])
+    assert vectors.shape == (2, 16) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
