@@ -373,7 +373,9 @@ def ensure_e5_folder(cache_dir: Path) -> Path:
                 if read_stamp(folder) is None:  # not a lost race: a real failure
                     raise
     except OSError as exc:
-        raise ModelLoadError(f"cannot write the embedding model into {cache_dir} ({exc}): free space or set QA_CACHE_DIR") from exc
+        raise ModelLoadError(
+            f"cannot write the embedding model into {cache_dir} ({exc}): free some space or set QA_CACHE_DIR"
+        ) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -281,8 +281,8 @@ def text_key(text: str) -> bytes:
 
 class EmbeddingCache:
     """Passage vectors by text hash for one model: `<folder>/<model key>.npz` holding `keys` (uint8 [N, 32]:
-    numpy's S32 would drop a digest's trailing zero bytes) and `vectors` (float32), replaced whole by rename (no pickle; readers never see half a file). Updates
-    take an flock, so two builds merge what both embedded."""
+    numpy's S32 would drop a digest's trailing zero bytes) and `vectors` (float32), replaced whole by rename
+    (no pickle; readers never see half a file). Updates take an flock, so two builds merge what both embedded."""
 
     def __init__(self, folder: Path, model_name: str, model_hash: str = "") -> None:
         self.folder = Path(folder)
