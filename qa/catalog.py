@@ -101,6 +101,7 @@ class Catalog:
     change_cues: tuple[str, ...]
     risk_cues: tuple[str, ...]
     money_cues: tuple[str, ...]
+    exact_cues: tuple[str, ...]
     affairs: tuple[Affair, ...]
     places: tuple[Place, ...]
     gazetteer_ja: tuple[str, ...]
@@ -173,6 +174,7 @@ def load_catalog(path: Path | str = CATALOG_PATH) -> Catalog:
         change_cues=tuple(normalize(w).lower() for w in data.get("changes", {}).get("cues", [])),
         risk_cues=tuple(normalize(w).lower() for w in data.get("risks", {}).get("cues", [])),
         money_cues=tuple(normalize(w).lower() for w in data.get("money", {}).get("cues", [])),
+        exact_cues=tuple(normalize(w).lower() for w in data.get("exact", {}).get("cues", [])),
         affairs=tuple(Affair(a["name"], _tuple(a.get("ja")), _tuple(a.get("en"))) for a in data.get("affair", [])),
         places=tuple(
             Place(p["name"], p.get("reading", ""), _tuple(p.get("en")), p.get("prefecture"))

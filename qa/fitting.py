@@ -21,18 +21,17 @@ from qa.retrieval import DEFAULT_WEIGHTS, WEIGHTS_PATH
 GRID: dict[str, tuple[float, ...]] = {
     "field_route": (0.3, 0.4, 0.5, 0.6, 0.8),
     "field_dense": (0.0, 0.5, 1.0, 2.0),
-    "field_dense_floor": (0.75, 0.8, 0.85, 0.88),
-    "w_dense": (0.5, 1.0, 1.5, 2.0),
-    "w_struct": (0.0, 0.5, 0.75, 1.5),
-    "w_kind": (0.0, 0.25, 0.5, 1.0),
+    "field_dense_floor": (0.8, 0.85, 0.88, 0.9),
+    "w_dense": (0.5, 1.0, 1.5),
+    "w_struct": (0.0, 0.75, 1.5),
+    "w_kind": (0.0, 0.5, 1.0),
     "change_weight": (0.1, 0.3, 0.6),
-    "risk_weight": (0.4, 0.6, 0.8, 1.0),
-    "narrow_min": (2.0, 3.0, 5.0, 8.0),
-    "second_passage": (0.5, 0.7, 0.85, 1.01),
-    "passage_units": (1.0, 2.0, 3.0, 4.0),
-    "passage_chars": (200.0, 300.0, 380.0),
-    "unexplained_idf": (3.0, 4.0, 5.0, 99.0),
-    "abstain_below": (0.0, 0.75, 0.78, 0.8, 0.82, 0.84),
+    "risk_weight": (0.4, 0.6, 0.8),
+    "narrow_min": (2.0, 3.0, 5.0),
+    "unexplained_idf": (3.0, 4.0, 99.0),
+    "second_passage": (0.7, 0.85, 1.01),
+    "passage_units": (1.0, 2.0, 3.0),
+    "abstain_below": (0.0, 0.78, 0.8, 0.82, 0.84),
 }
 
 
@@ -58,7 +57,7 @@ def fit(
     assistant: Any,
     train: Sequence[GoldItem],
     grid: dict[str, tuple[float, ...]] = GRID,
-    rounds: int = 2,
+    rounds: int = 1,
     log: Callable[[str], None] = lambda _m: None,
 ) -> tuple[dict[str, float], float]:
     """Coordinate ascent on `assistant`'s live weights (searcher and reader share one dict)."""

@@ -45,7 +45,8 @@ class Question:
     superlative: str | None  # "min" / "max"
     changes: bool
     risks: bool
-    money: bool
+    money: str | None  # the money word asked about (the form records no amounts)
+    exact: bool  # an exact count is asked for
     cards: tuple[str, ...]  # the reports in scope
     named: bool  # the question (or the caller's filter) names its reports
     unknown_place: str | None  # a place named that has no report here
@@ -115,13 +116,17 @@ def answer_type(low: str, cat: Catalog) -> str:
 
 def is_yesno(norm: str, english: bool, cat: Catalog) -> bool:
     low = norm.lower().strip()
-    wh = any(_contains(low, normalize(cue).lower()) for cue in cat.yesno.get("wh", ()))  # type: ignore[union-attr]
+    cues = [normalize(cue).lower() for cue in cat.yesno.get("wh", ())]  # type: ignore[union-attr]
+    wh = any(_contains(low, cue) for cue in cues)
     if english:
         first = re.match(r"[a-z]+", low)
         return bool(first) and first.group(0) in cat.yesno.get("starts_en", ()) and not wh  # type: ignore[operator]
     sentences = [s.strip() for s in re.split(r"(?<=[。?？])", norm) if s.strip()] or [norm]
-    endings = tuple(normalize(e) for e in cat.yesno.get("endings_ja", ()))  # type: ignore[union-attr]
-    return not wh and any(s.rstrip("?？。 ").endswith(tuple(e.rstrip("?") for e in endings)) for s in sentences)
+    endings = tuple(normalize(e).rstrip("?") for e in cat.yesno.get("endings_ja", ()))  # type: ignore[union-attr]
+    # A sentence of its own that ends like a yes/no question and holds no question word ("…委託していますか。何件？").
+    return any(
+        s.rstrip("?？。 ").endswith(endings) and not any(_contains(s.lower(), cue) for cue in cues) for s in sentences
+    )
 
 
 def lexical_field_scores(low: str, cat: Catalog) -> dict[str, float]:
@@ -279,7 +284,8 @@ def understand(
         superlative=superlative,
         changes=any(_contains(low, c) for c in cat.change_cues),
         risks=any(_contains(low, c) for c in cat.risk_cues),
-        money=any(_contains(low, c) for c in cat.money_cues),
+        money=next((c for c in cat.money_cues if _contains(low, c)), None),
+        exact=any(_contains(low, c) for c in cat.exact_cues),
         cards=scoping.cards,
         named=scoping.named,
         unknown_place=scoping.unknown_place,

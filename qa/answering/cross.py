@@ -56,37 +56,31 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     if q.superlative and spec is not None and spec.type in ("date", "range", "number") or (q.superlative and spec and spec.meta):
         return superlative(reader, q, cards, hits)
 
-    terms = distinguishing_terms(reader, q, texts)
-    members: list[Card] = []
-    reasons: dict[str, Answer] = {}
     polar = spec is not None and (spec.type == "yesno" or q.yesno)
-    if terms or polar or q.quoted:
-        # Read each report as if asked alone (a yes/no field as a yes/no question); a report belongs when its
-        # own answer holds what the question quotes or a term that tells the reports apart, or is yes.
-        each_q = replace(q, yesno=True, answer_type="yesno") if polar else q
-        for c in cards:
-            reasons[c.id] = reader.single(each_q, c, reader.hits_for(q, c.id))
-        quoted = [normalize(x).lower() for x in q.quoted]
-        if quoted and any(any(x in normalize(reasons[c.id].answer).lower() for x in quoted) for c in cards):
-            members = [c for c in cards if not reasons[c.id].abstained
-                       and any(x in normalize(reasons[c.id].answer).lower() for x in quoted)]
-        elif terms:
-            def holds(c: Card) -> int:
-                one = reasons[c.id]
-                said = normalize(one.answer).lower() if not one.abstained else ""
-                return sum(1 for t in terms if t.lower() in said)
-            counts = {c.id: holds(c) for c in cards}
-            if not any(counts.values()):  # no answer names them: the reports' text decides
-                counts = {c.id: sum(1 for t in terms if t.lower() in texts[c.id].lower()) for c in cards}
-            best = max(counts.values(), default=0)
-            members = [c for c in cards if best and counts[c.id] == best]
-        else:
-            word = reader.yes_word(each_q, True)
-            members = [c for c in cards if not reasons[c.id].abstained and reasons[c.id].answer.startswith(word)]
+    # Read each report as if asked alone (a yes/no field as a yes/no question).
+    each_q = replace(q, yesno=True, answer_type="yesno") if polar else q
+    reasons: dict[str, Answer] = {c.id: reader.single(each_q, c, reader.hits_for(q, c.id)) for c in cards}
+    said = {cid: ("" if a.abstained else normalize(a.answer).lower()) for cid, a in reasons.items()}
+    members: list[Card] = []
+    quoted = [normalize(x).lower() for x in q.quoted]
+    by_answer = distinguishing_terms(reader, q, said)
+    terms = by_answer or distinguishing_terms(reader, q, texts)
+    if quoted and any(x in said[c.id] for c in cards for x in quoted):
+        # A report belongs when its own answer holds what the question quotes (「発生あり」, 「行っていない」).
+        members = [c for c in cards if any(x in said[c.id] for x in quoted)]
+    elif terms:
+        # ... or a term that tells the reports apart (a company, a body, a measure), in its answer or its text.
+        pool = said if by_answer else {c.id: texts[c.id].lower() for c in cards}
+        counts = {c.id: sum(1 for t in terms if t.lower() in pool[c.id]) for c in cards}
+        best = max(counts.values(), default=0)
+        members = [c for c in cards if best and counts[c.id] == best]
+    elif polar:
+        word = reader.yes_word(each_q, True).lower()
+        members = [c for c in cards if said[c.id].startswith(word)]
     elif q.answer_type == "number" and q.named:
         members = list(cards)  # how many reports the question's own scope names (川崎市's reports)
     else:
-        return each(reader, q, cards, hits)
+        return each(reader, q, cards, hits, reasons)
 
     if q.yesno:
         yes = len(members) == len(cards)
@@ -141,12 +135,12 @@ def superlative(reader: Reader, q: Question, cards: list[Card], hits: list[Hit])
                   cards=[card.id], kind="cross")
 
 
-def each(reader: Reader, q: Question, cards: list[Card], hits: list[Hit]) -> Answer:
+def each(reader: Reader, q: Question, cards: list[Card], hits: list[Hit], read: dict[str, Answer] | None = None) -> Answer:
     """What each report in scope says, one line per report."""
     lines: list[str] = []
     citations: list[Citation] = []
     for c in cards:
-        one = reader.single(q, c, reader.hits_for(q, c.id))
+        one = (read or {}).get(c.id) or reader.single(q, c, reader.hits_for(q, c.id))
         head = one.answer.split("\n")[0]
         head = re.sub(r"\s*(\[\d+\])+$", "", head)
         lines.append(f"{c.label}: {head[:160]}")

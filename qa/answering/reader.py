@@ -92,7 +92,7 @@ class Reader:
         if card is None:
             return self.abstain(q, hits, "該当する評価書が見つかりません。", "No matching report was found.")
         own = [h for h in hits if h.chunk.card == card.id]
-        result = self.single(q, card, own)
+        result = self.inexact(q, card, self.single(q, card, own))
         result.cards = [card.id]
         if not q.named and len(self.cards) > 1 and not result.abstained:
             result.answer = f"【{card.label}】{result.answer}"
@@ -114,8 +114,12 @@ class Reader:
         if spec is not None and spec.meta:
             return self.metadata(q, card, spec, hits)
         if q.money and not any("円" in h.chunk.text for h in hits[:5]):
-            return self.abstain(q, hits, "評価書は金額を記載する様式ではなく、該当する記載が見つかりません。",
-                                "The form records no amounts of money; nothing found.", card)
+            return self.abstain(q, hits, f"「{q.money}」は評価書の様式にない事項で、該当する記載が見つかりません。",
+                                f"The form records no amounts of money ({q.money}); nothing found.", card)
+        annex = self.missing_annex(q, card)
+        if annex:
+            return self.abstain(q, hits, f"この評価書のファイルに「{annex}」は含まれていません。",
+                                f"The report's file does not contain its 「{annex}」.", card)
         if q.changes:
             changed = self.changes(q, card)
             if changed is not None:
@@ -131,6 +135,14 @@ class Reader:
             if result is not None:
                 return result
         return self.passage(q, card, hits)
+
+    def missing_annex(self, q: Question, card: Card) -> str | None:
+        """An annex (別紙N / 別添N) the question asks about that the report's file does not hold as a part."""
+        for m in re.finditer(r"(別紙|別添)\s*(\d+)", q.norm):
+            name = f"{m.group(1)}{m.group(2)}"
+            if not any(re.search(rf"{m.group(1)}\s*{m.group(2)}(?!\d)", s.title) for s in card.walk()):
+                return name
+        return None
 
     def block_kind(self, q: Question, card: Card, spec: FieldSpec | None) -> str | None:
         """The blocks to read: those the asked field belongs to; or those the question names, when it asks for
@@ -182,20 +194,27 @@ class Reader:
         return self.from_records(q, card, chosen, kind, spec if holds_spec else None, hits)
 
     def narrow(self, q: Question, records: list[Record]) -> tuple[list[Record], bool]:
-        """The blocks the question singles out by their content (a recipient's name, a kind of work)."""
+        """The blocks the question singles out by their content (a recipient's name, a kind of work): nouns of
+        the question that only some blocks hold (at most half of them), weighted by rarity."""
         toks = [self.record_terms(r) for r in records]
-        q_terms = set(self.terms(q.norm)) - {t for w in q.identity for t in self.terms(w)}
-        everywhere = set.intersection(*toks) if toks else set()
-        scores = []
-        for t in toks:
-            shared = (q_terms & t) - everywhere
-            scores.append(sum(self._idf.get(x, 1.0) for x in shared if _NOUN.fullmatch(x) and x.lower() not in self._vocab))
+        q_terms = self.content_terms(q)
+        spread = Counter(t for tt in toks for t in (q_terms & tt))
+        rare = {t for t, n in spread.items() if n <= max(1, len(records) // 2)}
+        scores = [sum(self._idf.get(x, 1.0) for x in (rare & t)) for t in toks]
         best = max(scores, default=0.0)
         if best < self.weights.get("narrow_min", 3.0):
             return records, False
         keep = 0.5 if q.wants_list else 0.8
         chosen = [r for r, s in zip(records, scores) if s >= best * keep]
         return chosen, len(chosen) < len(records)
+
+    def content_terms(self, q: Question) -> set[str]:
+        """Nouns of the question that are neither the form's vocabulary nor (part of) the report's own name."""
+        identity = [w.lower() for w in q.identity if len(w) >= 2]
+        return {
+            t for t in self.terms(q.norm)
+            if _NOUN.fullmatch(t) and t.lower() not in self._vocab and not any(w in t.lower() for w in identity)
+        }
 
     def from_records(
         self, q: Question, card: Card, records: list[Record], kind: str, spec: FieldSpec | None, hits: list[Hit]
@@ -253,9 +272,8 @@ class Reader:
         """The question names things (nouns of weight) that no block and no word of the form accounts for:
         it is about something else (an incident, a measure), not about these blocks."""
         held: set[str] = set().union(*(self.record_terms(r) for r in records)) if records else set()
-        identity = {t for w in q.identity for t in self.terms(w)}
-        for t in set(self.terms(q.norm)):
-            if not _NOUN.fullmatch(t) or t in held or t in identity or t.lower() in self._vocab:
+        for t in self.content_terms(q):
+            if t in held:
                 continue
             if any(t in name for f in self.catalog.fields for name in f.names):
                 continue
@@ -428,9 +446,14 @@ class Reader:
     def changes(self, q: Question, card: Card) -> Answer | None:
         query = self.searcher.query_for(q, q.vector, cards=(card.id,))
         query.only_kind = "変更箇所"
-        rows = self.searcher.search_query(query, 5)
+        rows = self.searcher.search_query(query, 8)
         if not rows:
             return None
+        terms = self.content_terms(q)
+        if terms:  # the row that names what the question names (the new contractor, the removed recipient)
+            named = [sum(self._idf.get(t, 1.0) for t in terms if t in normalize(h.chunk.text)) for h in rows]
+            order = sorted(range(len(rows)), key=lambda i: (-named[i], i))
+            rows = [rows[i] for i in order]
         top = rows[0].chunk
         parts = [Evidence(top.text.replace("\n", " / "), top.section, top.label, top.line, top.end_line)]
         if len(rows) > 1 and rows[1].score >= rows[0].score * 0.9:
@@ -475,6 +498,14 @@ class Reader:
             return self.polarity(q, card, parts[:1])
         short = next((v for v in (self.short_of(q, p.text) for p in parts) if v), None)
         return self.compose(q, card, parts, short=short, kind=q.answer_type)
+
+    def inexact(self, q: Question, card: Card, answer: Answer) -> Answer:
+        """An exact count asked for, and the evidence only gives a range: say so instead of answering."""
+        if not q.exact or answer.abstained or not re.search(r"以上|未満|程度|約", answer.answer.split("\n")[0]):
+            return answer
+        shown = answer.answer.split("\n")[0]
+        return self.abstain(q, [], f"正確な数は記載されていません（評価書の記載は区分のみ: {shown}）。",
+                            f"No exact number is stated; the report gives a range only ({shown}).", card)
 
     def short_of(self, q: Question, text: str) -> str | None:
         """The value of the asked type in `text`, when the question asks for one (a date, a period, a count)."""
@@ -545,6 +576,8 @@ class Reader:
             evidence = " / ".join(_trim(ev.text, MAX_EVIDENCE) for ev in parts)
             body = evidence if not short or short in evidence and len(evidence) < 60 else f"{short}\n{evidence}"
         marks = "".join(f"[{i + 1}]" for i in range(min(len(citations), 3)))
+        if q.english:
+            body = f"According to {card.label}: {body}"
         return Answer(q.text, f"{body} {marks}".strip(), False, citations, kind=kind)
 
     def abstain(self, q: Question, hits: list[Hit], reason_ja: str, reason_en: str, card: Card | None = None) -> Answer:
