@@ -99,6 +99,9 @@ class Catalog:
     smallest_cues: tuple[str, ...]
     yesno: dict[str, object]
     change_cues: tuple[str, ...]
+    change_to: tuple[str, ...]
+    change_from: tuple[str, ...]
+    change_columns: tuple[str, str]
     risk_cues: tuple[str, ...]
     money_cues: tuple[str, ...]
     exact_cues: tuple[str, ...]
@@ -172,6 +175,12 @@ def load_catalog(path: Path | str = CATALOG_PATH) -> Catalog:
         smallest_cues=tuple(normalize(w).lower() for w in data.get("cross", {}).get("smallest", [])),
         yesno=yesno,
         change_cues=tuple(normalize(w).lower() for w in data.get("changes", {}).get("cues", [])),
+        change_to=_tuple(data.get("changes", {}).get("to_markers")),
+        change_from=_tuple(data.get("changes", {}).get("from_markers")),
+        change_columns=(
+            str(data.get("changes", {}).get("before_label", "")),
+            str(data.get("changes", {}).get("after_label", "")),
+        ),
         risk_cues=tuple(normalize(w).lower() for w in data.get("risks", {}).get("cues", [])),
         money_cues=tuple(normalize(w).lower() for w in data.get("money", {}).get("cues", [])),
         exact_cues=tuple(normalize(w).lower() for w in data.get("exact", {}).get("cues", [])),

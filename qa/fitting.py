@@ -19,12 +19,13 @@ from qa.retrieval import DEFAULT_WEIGHTS, WEIGHTS_PATH
 
 # Candidate values per weight: wide enough to find the region, small enough to fit in minutes.
 GRID: dict[str, tuple[float, ...]] = {
+    "fusion": (0.0, 1.0),
     "field_route": (0.3, 0.4, 0.5, 0.6, 0.8),
     "field_dense": (0.0, 0.5, 1.0, 2.0),
-    "field_dense_floor": (0.8, 0.85, 0.88, 0.9),
-    "w_dense": (0.5, 1.0, 1.5),
+    "field_dense_floor": (0.8, 0.85, 0.9),
+    "w_bm25_share": (0.2, 0.3, 0.4, 0.5),
+    "bonus_scale": (0.0, 0.05, 0.1, 0.2),
     "w_struct": (0.0, 0.75, 1.5),
-    "w_kind": (0.0, 0.5, 1.0),
     "change_weight": (0.1, 0.3, 0.6),
     "risk_weight": (0.4, 0.6, 0.8),
     "narrow_min": (2.0, 3.0, 5.0),
@@ -67,7 +68,7 @@ def fit(
     for round_no in range(rounds):
         changed = False
         for name, values in grid.items():
-            current = weights.get(name, DEFAULT_WEIGHTS.get(name, 0.0))
+            current = weights[name] if name in weights else DEFAULT_WEIGHTS[name]
             for value in values:
                 if value == current:
                     continue
@@ -95,11 +96,33 @@ def write_weights(result: FitResult, path: Path = WEIGHTS_PATH) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
-def run_fit(assistant: Any, train_file: Path, held_out_file: Path | None, log: Callable[[str], None]) -> FitResult:
+def split(items: Sequence[GoldItem], share: float) -> tuple[list[GoldItem], list[GoldItem]]:
+    """A stable split by question id (sha256): (the part that joins training, the part held out)."""
+    import hashlib
+
+    joined, held = [], []
+    for item in items:
+        bucket = int(hashlib.sha256(item.id.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (held if bucket < share else joined).append(item)
+    return joined, held
+
+
+def run_fit(
+    assistant: Any, train_file: Path, held_out_file: Path | None, log: Callable[[str], None], held_share: float = 1.0
+) -> FitResult:
+    """Fit on `train_file` (plus the part of `held_out_file` outside `held_share`), report on the rest."""
     train = load_gold(train_file)
+    held_items: list[GoldItem] = []
+    if held_out_file:
+        joined, held_items = split(load_gold(held_out_file), held_share)
+        train = [*train, *joined]
+        log(f"training on {len(train)} questions, {len(held_items)} held out")
     weights, train_acc = fit(assistant, train, log=log)
-    held = accuracy(assistant.ask, load_gold(held_out_file)) if held_out_file else None
-    return FitResult(weights, train_acc, held, str(train_file), str(held_out_file) if held_out_file else None, 2)
+    held = accuracy(assistant.ask, held_items) if held_items else None
+    name = str(held_out_file) if held_out_file else None
+    if name and held_share < 1.0:
+        name = f"{name} (the {len(held_items)} questions whose id hashes below {held_share}; the rest trained)"
+    return FitResult(weights, train_acc, held, str(train_file), name, 1)
 
 
 def cmd_fit(args: Any) -> int:
@@ -110,7 +133,7 @@ def cmd_fit(args: Any) -> int:
     assistant = Assistant.load(settings=settings, build_if_needed=True)
     train = Path(args.train) if args.train else settings.root / "eval" / "gold.jsonl"
     held = Path(args.held_out) if args.held_out else None
-    result = run_fit(assistant, train, held, log=lambda m: print(m, flush=True))  # noqa: T201
+    result = run_fit(assistant, train, held, log=lambda m: print(m, flush=True), held_share=args.held_share)  # noqa: T201
     if not args.dry_run:
         write_weights(result)
     held_text = f"{result.held_out_accuracy:.3f} on {held}" if held else "no held-out file"
@@ -123,6 +146,8 @@ def add_fit_command(subparsers: Any) -> Any:
     p = subparsers.add_parser("fit", help="fit retrieval and routing weights on a gold file, report on another")
     p.add_argument("--train", help="gold file the weights are chosen on (default: <root>/eval/gold.jsonl)")
     p.add_argument("--held-out", help="gold file measured once with the fitted weights (never used for choosing)")
+    p.add_argument("--held-share", type=float, default=1.0, metavar="S",
+                   help="hold out only this share of the held-out file (by question id); the rest joins training")
     p.add_argument("--dry-run", action="store_true", help="print, do not write qa/data/weights.json")
     p.set_defaults(func=cmd_fit)
     return p

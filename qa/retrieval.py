@@ -36,6 +36,9 @@ from qa.segment import Segmenter
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "weights.json"
 DEFAULT_WEIGHTS: dict[str, float] = {
+    "fusion": 1.0,  # 1: weighted fusion of scaled scores; 0: reciprocal-rank fusion
+    "w_bm25_share": 0.4,
+    "bonus_scale": 0.1,
     "rrf_k": 60.0,
     "w_bm25": 1.0,
     "w_dense": 1.0,
@@ -48,6 +51,11 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "field_dense_floor": 0.80,
     "abstain_below": 0.0,
     "field_route": 0.5,
+    "narrow_min": 3.0,
+    "unexplained_idf": 4.0,
+    "second_passage": 0.85,
+    "passage_units": 3.0,
+    "passage_chars": 300.0,
 }
 CANDIDATES = 200
 
@@ -238,13 +246,21 @@ class HybridSearcher:
         fused = np.zeros(n, dtype=np.float64)
         ranks: dict[str, np.ndarray] = {}
         rrf_k = w["rrf_k"]
-        for name, scores, weight in (("bm25", bm25_scores, w["w_bm25"]), ("dense", dense_scores, w["w_dense"])):
+        for name, scores in (("bm25", bm25_scores), ("dense", dense_scores)):
             order = np.argsort(-scores, kind="stable")[:CANDIDATES]
             order = order[np.isfinite(scores[order]) & (scores[order] > 0)]
             rank = np.full(n, -1)
             rank[order] = np.arange(len(order))
             ranks[name] = rank
-            fused[order] += weight / (rrf_k + 1 + np.arange(len(order)))
+        if w["fusion"] >= 0.5:
+            # Weighted fusion of scores scaled to [0, 1] within the allowed units (measured best held out:
+            # benchmarks/notes/e5-retrieval.md); the weight of BM25 is fitted.
+            wb = w["w_bm25_share"]
+            fused[allowed] = wb * _minmax(bm25_scores[allowed]) + (1 - wb) * _minmax(dense_scores[allowed])
+        else:
+            for name, weight in (("bm25", w["w_bm25"]), ("dense", w["w_dense"])):
+                order = np.flatnonzero(ranks[name] >= 0)
+                fused[order] += weight / (rrf_k + 1 + ranks[name][order])
         fused += self._structure_bonus(query, allowed)
         if not query.changes:
             # The change history repeats every section's name and vocabulary; it answers questions about changes.
@@ -289,13 +305,24 @@ class HybridSearcher:
         bonus = np.zeros(len(self.index))
         if not query.labels and not query.kinds:
             return bonus
-        scale = 1.0 / (self.weights["rrf_k"] + 1)
+        scale = self.weights["bonus_scale"] if self.weights["fusion"] >= 0.5 else 1.0 / (self.weights["rrf_k"] + 1)
         for i in np.flatnonzero(allowed):
             label_score = max((query.labels.get(key, 0.0) for key in self._label_keys[i]), default=0.0)
             kind_score = query.kinds.get(self._kinds[i] or "", 0.0)
             if label_score or kind_score:
                 bonus[i] = scale * (self.weights["w_struct"] * label_score + self.weights["w_kind"] * kind_score)
         return bonus
+
+
+def _minmax(scores: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(scores)
+    out = np.zeros_like(scores, dtype=np.float64)
+    if not finite.any():
+        return out
+    lo, hi = float(scores[finite].min()), float(scores[finite].max())
+    if hi > lo:
+        out[finite] = (scores[finite] - lo) / (hi - lo)
+    return out
 
 
 class QARetriever(BaseRetriever):

@@ -148,7 +148,11 @@ def test_batch_cli_reports_bad_lines_and_answers_the_rest(settings, tmp_path: Pa
     keys = {"id", "question", "answer", "abstained", "citations", "retrieved", "latency_ms"}
     assert keys <= set(rows[0])
     assert set(rows[0]["citations"][0]) == {"card", "title", "source", "section", "quote", "line"}
-    assert set(rows[0]["retrieved"][0]) == {"card", "source", "section", "score", "text"}
+    assert set(rows[0]["retrieved"][0]) == {"card", "source", "section", "score", "text", "line", "end_line"}
+    # what was retrieved is the verbatim source text of its line range, not a reformatted copy
+    first = rows[0]["retrieved"][0]
+    lines = (ROOT / first["source"]).read_text(encoding="utf-8-sig").split("\n")
+    assert first["text"] == "\n".join(lines[first["line"] - 1 : first["end_line"]])
     assert rows[1]["citations"][0]["source"] == "corpora/001_fea63e88436e34da.txt"
     err = capsys.readouterr().err
     assert "in.jsonl:2:" in err and "in.jsonl:3:" in err

@@ -29,8 +29,9 @@ def _card_text(reader: Reader, card: Card) -> str:
     return "\n".join(source.norm_lines)
 
 
-def distinguishing_terms(reader: Reader, q: Question, texts: dict[str, str]) -> list[str]:
-    """Runs of the question found in some reports but not all: names of bodies, systems, measures."""
+def distinguishing_terms(reader: Reader, q: Question, texts: dict[str, str], form_words: bool = False) -> list[str]:
+    """Runs of the question found in some reports but not all: names of bodies, systems, measures; with
+    `form_words`, the form's own words too (an option such as 全項目評価書 that some answers hold)."""
     identity = {w.lower() for w in q.identity}
     out: list[str] = []
     runs = list(dict.fromkeys(q.quoted + _RUN.findall(q.norm)))
@@ -38,7 +39,9 @@ def distinguishing_terms(reader: Reader, q: Question, texts: dict[str, str]) -> 
         pieces = [run] + [t for t in reader.searcher.segmenter.tokens(run) if len(t) >= 3 and t != run]
         for piece in pieces:
             low = piece.lower()
-            if low in identity or any(low in w or w in low for w in identity if len(w) >= 2) or low in reader._vocab:
+            if low in identity or any(low in w or w in low for w in identity if len(w) >= 2):
+                continue
+            if low in reader._vocab and not form_words:
                 continue
             present = [cid for cid, text in texts.items() if piece.lower() in text.lower()]
             if present and len(present) < len(texts):
@@ -63,7 +66,7 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     said = {cid: ("" if a.abstained else normalize(a.answer).lower()) for cid, a in reasons.items()}
     members: list[Card] = []
     quoted = [normalize(x).lower() for x in q.quoted]
-    by_answer = distinguishing_terms(reader, q, said)
+    by_answer = distinguishing_terms(reader, q, said, form_words=True)
     terms = by_answer or distinguishing_terms(reader, q, texts)
     if quoted and any(x in said[c.id] for c in cards for x in quoted):
         # A report belongs when its own answer holds what the question quotes (「発生あり」, 「行っていない」).

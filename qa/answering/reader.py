@@ -136,6 +136,20 @@ class Reader:
                 return result
         return self.passage(q, card, hits)
 
+    def change_values(self, q: Question) -> tuple[str | None, str | None]:
+        """What the question says something became, and what it was: the run of words before a marker."""
+        def before(markers: tuple[str, ...]) -> str | None:
+            for marker in markers:
+                pos = q.norm.find(marker)
+                if pos > 0:
+                    m = re.search(r"[「『]?([一-龥々ァ-ヴーA-Za-z0-9・()、,]{2,40}?)[」』]?$", q.norm[:pos])
+                    if m:
+                        value = re.sub(r"^.*[がはをの]", "", m.group(1)) or m.group(1)
+                        return value if len(value) >= 2 else None
+            return None
+
+        return before(self.catalog.change_to), before(self.catalog.change_from)
+
     def missing_annex(self, q: Question, card: Card) -> str | None:
         """An annex (別紙N / 別添N) the question asks about that the report's file does not hold as a part."""
         for m in re.finditer(r"(別紙|別添)\s*(\d+)", q.norm):
@@ -344,7 +358,7 @@ class Reader:
         rspec = self.catalog.record(kind)
         stated = self.count_field(card, kind) if not narrowed else None
         if stated is not None:  # whether the report does it at all: the form's own choice says
-            value = self.value_text(stated)
+            value = clean_line(stated.value)
             ev = Evidence(value, "", stated.label, stated.line, stated.end_line)
             return self.compose(q, card, [ev], short=self.yes_word(q, self.is_positive(normalize(value))), kind="yesno")
         parts = [Evidence(self.record_name(r, rspec.name_fields if rspec else ()), r.breadcrumb, r.title, r.line, r.end_line)
@@ -446,13 +460,26 @@ class Reader:
     def changes(self, q: Question, card: Card) -> Answer | None:
         query = self.searcher.query_for(q, q.vector, cards=(card.id,))
         query.only_kind = "変更箇所"
-        rows = self.searcher.search_query(query, 8)
+        rows = self.searcher.search_query(query, 20)
         if not rows:
             return None
         terms = self.content_terms(q)
-        if terms:  # the row that names what the question names (the new contractor, the removed recipient)
-            named = [sum(self._idf.get(t, 1.0) for t in terms if t in normalize(h.chunk.text)) for h in rows]
-            order = sorted(range(len(rows)), key=lambda i: (-named[i], i))
+        became, was = self.change_values(q)
+        before_label, after_label = self.catalog.change_columns
+        if terms or became or was:
+            # The row that names what the question names; a value the question says something became (or was)
+            # must stand in that row's after (or before) column.
+            def named(h: Hit) -> float:
+                text = normalize(h.chunk.text)
+                score = sum(self._idf.get(t, 1.0) for t in terms if t in text)
+                columns = {line.split(":", 1)[0].strip(): line.split(":", 1)[1] for line in text.split("\n") if ":" in line}
+                if became and became in columns.get(after_label, ""):
+                    score += 100
+                if was and was in columns.get(before_label, ""):
+                    score += 100
+                return score
+            scored = [named(h) for h in rows]
+            order = sorted(range(len(rows)), key=lambda i: (-scored[i], i))
             rows = [rows[i] for i in order]
         top = rows[0].chunk
         parts = [Evidence(top.text.replace("\n", " / "), top.section, top.label, top.line, top.end_line)]
