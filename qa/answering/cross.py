@@ -29,6 +29,13 @@ def _card_text(reader: Reader, card: Card) -> str:
     return "\n".join(source.norm_lines)
 
 
+def _structure_words(reader: Reader) -> set[str]:
+    """The form's labels and block kinds: they name where things stand, never what tells reports apart."""
+    cat = reader.catalog
+    words = {normalize(x).lower() for f in cat.fields for x in f.labels} | {normalize(r.kind).lower() for r in cat.records}
+    return words | {normalize(n).lower() for r in cat.records for n in r.ja}
+
+
 def distinguishing_terms(reader: Reader, q: Question, texts: dict[str, str], form_words: bool = False) -> list[str]:
     """Runs of the question found in some reports but not all: names of bodies, systems, measures; with
     `form_words`, the form's own words too (an option such as 全項目評価書 that some answers hold)."""
@@ -41,7 +48,7 @@ def distinguishing_terms(reader: Reader, q: Question, texts: dict[str, str], for
             low = piece.lower()
             if low in identity or any(low in w or w in low for w in identity if len(w) >= 2):
                 continue
-            if low in reader._vocab and not form_words:
+            if low in reader._vocab and (not form_words or low in _structure_words(reader)):
                 continue
             present = [cid for cid, text in texts.items() if piece.lower() in text.lower()]
             if present and len(present) < len(texts):
@@ -68,7 +75,11 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     quoted = [normalize(x).lower() for x in q.quoted]
     by_answer = distinguishing_terms(reader, q, said, form_words=True)
     terms = by_answer or distinguishing_terms(reader, q, texts)
-    if quoted and any(x in said[c.id] for c in cards for x in quoted):
+    if quoted and polar:
+        # A quoted choice (「発生あり」, 「行っていない」): the reports whose own yes/no reading has its polarity.
+        word = reader.yes_word(each_q, reader.is_positive(quoted[0])).lower()
+        members = [c for c in cards if said[c.id].startswith(word)]
+    elif quoted and any(x in said[c.id] for c in cards for x in quoted):
         # A report belongs when its own answer holds what the question quotes (「発生あり」, 「行っていない」).
         members = [c for c in cards if any(x in said[c.id] for x in quoted)]
     elif terms:
