@@ -190,20 +190,22 @@ def _langchain_embeddings_class() -> type:
     from langchain_core.embeddings import Embeddings
 
     class SentenceTransformerEmbeddings(Embeddings):
-        """A SentenceTransformer (e.g. the project's chiVe model) as a LangChain `Embeddings`."""
+        """A SentenceTransformer (the project's e5) as a LangChain `Embeddings`: pieces as passages, questions
+        as queries, in small batches (a 256-text batch of 500-character pieces costs gigabytes on CPU)."""
 
-        def __init__(self, model: Any, batch_size: int = 256) -> None:
+        def __init__(self, model: Any, batch_size: int = 32) -> None:
             self.model = model
             self.batch_size = batch_size
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return self._encode(texts).tolist()
+            return self._encode(texts, "encode_document").tolist()
 
         def embed_query(self, text: str) -> list[float]:
-            return self._encode([text])[0].tolist()
+            return self._encode([text], "encode_query")[0].tolist()
 
-        def _encode(self, texts: Sequence[str]) -> np.ndarray:
-            vectors = self.model.encode(
+        def _encode(self, texts: Sequence[str], how: str = "encode") -> np.ndarray:
+            encode = getattr(self.model, how, None) or self.model.encode
+            vectors = encode(
                 list(texts),
                 batch_size=self.batch_size,
                 normalize_embeddings=True,

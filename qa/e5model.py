@@ -16,7 +16,6 @@ The folder is written into a temporary sibling and renamed into place, so concur
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -333,11 +332,9 @@ def write_st_folder(source: Path, out: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    from qa.reading import file_sha256
+
+    return file_sha256(path)
 
 
 def read_stamp(folder: Path) -> dict | None:

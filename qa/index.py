@@ -32,7 +32,7 @@ from qa.errors import CorpusFileError, CorruptIndexError, IndexNotFoundError, QA
 from qa.parsing import CORPUS_SUFFIXES, Card, parse_card
 from qa.parsing.card import card_from_dict
 from qa.reading import outside_folder as outside_corpus
-from qa.reading import read_source
+from qa.reading import file_sha256, read_source
 from qa.segment import Segmenter, dictionary_version
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,6 @@ class Manifest:
         data = json.loads(text)
         data["cards"] = {k: CardEntry(**v) for k, v in data.get("cards", {}).items()}
         return cls(**data)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:

@@ -182,8 +182,6 @@ def remove_report(path: Path, corpus_dir: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from qa.reading import file_sha256
+
+    return file_sha256(path)

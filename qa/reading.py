@@ -278,6 +278,15 @@ def read_source(path: Path | str) -> SourceText:
     return SourceText(path=path, raw=text, encoding=encoding, sha256=hashlib.sha256(data).hexdigest())
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 4 MiB blocks (reports, model files, uploads)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def content_hash(path: Path) -> str:
     """The hash that decides whether a card must be re-indexed."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
