@@ -4,7 +4,8 @@ Layout of `index/`: a `CURRENT` file naming the live generation folder `gen-…/
 manifest.json, cards.jsonl, chunks.jsonl, tokens.jsonl, embeddings.npy, dense.faiss, bm25/ and (for the
 built-in embedder) model/. A build writes a new generation and only then replaces CURRENT, so a crash
 mid-build leaves the previous index usable; the next build removes the `.tmp-gen-*` folder it left. Builds
-of one folder take turns (an flock on `.build.lock`). Nothing is pickled: JSON, .npy (allow_pickle=False),
+of one folder take turns (an flock on `.build.lock`). A reader holds a shared flock on `.readers-gen-…`
+while it loads a generation; a build removes superseded generations only when no reader holds them. Nothing is pickled: JSON, .npy (allow_pickle=False),
 FAISS. Corpus files that are links leading out of the corpus folder are refused (skipped by name).
 """
 
@@ -17,7 +18,8 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,15 +174,117 @@ class Index:
 # -- reading and writing generations --------------------------------------------------------------------
 
 
-def _current_generation(index_dir: Path) -> Path:
+def _read_pointer(index_dir: Path) -> str:
+    """The generation name CURRENT holds now."""
     pointer = index_dir / "CURRENT"
-    if not pointer.is_file():
-        raise IndexNotFoundError(index_dir)
-    name = pointer.read_text(encoding="utf-8").strip()
-    folder = index_dir / name
-    if not name or "/" in name or not folder.is_dir():
-        raise CorruptIndexError(index_dir, f"CURRENT names {name!r}, which is not a generation folder")
-    return folder
+    try:
+        return pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexNotFoundError(index_dir) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptIndexError(index_dir, f"CURRENT unreadable: {exc}") from exc
+
+
+def _current_generation(index_dir: Path) -> Path:
+    """The live generation folder. A name that vanished while CURRENT moved on (a build published a newer
+    one and removed the old) is read again, not reported as damage."""
+    name = _read_pointer(index_dir)
+    for _ in range(3):
+        folder = index_dir / name
+        if name and "/" not in name and folder.is_dir():
+            return folder
+        again = _read_pointer(index_dir)
+        if again == name:
+            break
+        name = again
+    raise CorruptIndexError(index_dir, f"CURRENT names {name!r}, which is not a generation folder")
+
+
+def _reader_lock_path(folder: Path) -> Path:
+    """The lock file beside a generation (not inside it: the manifest lists every file of a generation)."""
+    return folder.parent / f".readers-{folder.name}"
+
+
+class _ReaderLock:
+    """A shared flock on a generation's reader lock file, held while the generation is being loaded.
+
+    A build removes a superseded generation only when it can take that lock exclusively, so a reader
+    that has read CURRENT never loses the files under it. `folder` is None after entering when the
+    generation vanished before the lock was taken (the caller reads CURRENT again).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder: Path | None = folder
+        self._fd: int | None = None
+
+    def __enter__(self) -> _ReaderLock:
+        folder = self.folder
+        assert folder is not None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return self
+        try:
+            self._fd = os.open(_reader_lock_path(folder), os.O_RDONLY)
+        except FileNotFoundError:
+            # A generation from before reader locks, or one removed a moment ago.
+            if not folder.is_dir():
+                self.folder = None
+            return self
+        except OSError:  # an index folder this user may not write or lock: read without a lock
+            return self
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        if not folder.is_dir():  # removed between reading CURRENT and taking the lock
+            self.folder = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+@contextmanager
+def reading_generation(index_dir: Path) -> Iterator[Path]:
+    """The live generation, held against removal by builds for the length of the `with` block."""
+    for _ in range(3):
+        folder = _current_generation(index_dir)
+        with _ReaderLock(folder) as lock:
+            if lock.folder is None:
+                continue  # superseded and removed in between: CURRENT names a newer one
+            yield lock.folder
+            return
+    raise CorruptIndexError(index_dir, "the index kept being replaced while it was read; try again")
+
+
+def _remove_superseded(index_dir: Path, live: Path) -> list[str]:
+    """Remove generations other than `live` that no reader holds; a held one is left for the next build."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None  # type: ignore[assignment]
+    removed = []
+    for old in sorted(index_dir.glob("gen-*")):
+        if old == live or not old.is_dir():
+            continue
+        lock_path = _reader_lock_path(old)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.info("%s is being read; kept until a later build", old.name)
+                    continue
+            shutil.rmtree(old, ignore_errors=True)
+            lock_path.unlink(missing_ok=True)
+            removed.append(old.name)
+        finally:
+            os.close(fd)
+    for orphan in index_dir.glob(".readers-gen-*"):  # lock files whose generation is gone
+        if not (index_dir / orphan.name[len(".readers-"):]).is_dir():
+            orphan.unlink(missing_ok=True)
+    return removed
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -219,11 +323,19 @@ def _verify_files(folder: Path, manifest: Manifest) -> None:
 
 
 def load_index(index_dir: Path, embedding_model: str | None = None, model_cache: Path | None = None) -> Index:
-    """Load the live generation; raise IndexNotFoundError, CorruptIndexError or StaleIndexError saying what to run."""
+    """Load the live generation; raise IndexNotFoundError, CorruptIndexError or StaleIndexError saying what to run.
+
+    The generation is held (a shared reader lock) while it loads, so a build publishing meanwhile cannot
+    remove it; a generation superseded before the lock was taken is skipped for the newer one.
+    """
+    with reading_generation(index_dir) as folder:
+        return _load_generation(index_dir, folder, embedding_model, model_cache)
+
+
+def _load_generation(index_dir: Path, folder: Path, embedding_model: str | None, model_cache: Path | None) -> Index:
     import bm25s
     import faiss
 
-    folder = _current_generation(index_dir)
     try:
         manifest = Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -322,7 +434,7 @@ def _remove_leftovers(index_dir: Path) -> list[str]:
     """Remove what a build killed halfway left behind: `.tmp-*` folders and a `.CURRENT.tmp` pointer.
 
     Only called while holding the build lock, so no other build is writing them. Generation folders other
-    than the one CURRENT names are removed after each successful build.
+    than the one CURRENT names are removed after each successful build, once no reader holds them.
     """
     removed = []
     for path in index_dir.glob(".tmp-*"):
@@ -577,7 +689,7 @@ def _build(
     dense.add(embeddings)
 
     report("writing", 1, 1)
-    gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    gen = _new_generation_name(index_dir)
     tmp = index_dir / f".tmp-{gen.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -614,6 +726,7 @@ def _build(
         (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
         _fsync_tree(tmp)
         tmp.rename(gen)
+        _reader_lock_path(gen).touch()  # readers take it while they load this generation
         pointer = index_dir / ".CURRENT.tmp"
         pointer.write_text(gen.name, encoding="utf-8")
         with pointer.open("rb") as f:
@@ -622,9 +735,7 @@ def _build(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old_gen in index_dir.glob("gen-*"):
-        if old_gen != gen and old_gen.is_dir():
-            shutil.rmtree(old_gen, ignore_errors=True)
+    _remove_superseded(index_dir, gen)
     size_on_disk = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
     return BuildReport(
         index_dir=index_dir,
@@ -765,6 +876,16 @@ def _embed_group(
         count = len(chunks_of[cid])
         vectors_of[cid] = vectors[start : start + count]
         start += count
+
+
+def _new_generation_name(index_dir: Path) -> Path:
+    """A generation folder name not taken yet (two builds within one second of one process are common)."""
+    stem = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    gen, n = index_dir / stem, 1
+    while gen.exists() or (index_dir / f".tmp-{gen.name}").exists():
+        n += 1
+        gen = index_dir / f"{stem}-{n}"
+    return gen
 
 
 def _fsync_tree(folder: Path) -> None:
