@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 
 from qa.chunking import CHUNKER_VERSION, Chunk, chunk_card
-from qa.errors import CorpusFileError, CorruptIndexError, IndexNotFoundError, QAError, StaleIndexError
+from qa.errors import (
+    CorpusFileError,
+    CorruptIndexError,
+    IndexNotFoundError,
+    QAError,
+    StaleIndexError,
+    WriteError,
+    os_reason,
+)
 from qa.parsing import CORPUS_SUFFIXES, Card, parse_card
 from qa.parsing.card import card_from_dict
 from qa.reading import outside_folder as outside_corpus
@@ -732,8 +740,13 @@ def _build(
         with pointer.open("rb") as f:
             os.fsync(f.fileno())
         os.replace(pointer, index_dir / "CURRENT")
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        (index_dir / ".CURRENT.tmp").unlink(missing_ok=True)
+        if _is_write_failure(exc):
+            raise WriteError(
+                index_dir, os_reason(exc), "free some disk space and run `qa index` again (the previous index is unchanged)"
+            ) from exc
         raise
     _remove_superseded(index_dir, gen)
     size_on_disk = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
@@ -876,6 +889,19 @@ def _embed_group(
         count = len(chunks_of[cid])
         vectors_of[cid] = vectors[start : start + count]
         start += count
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """Whether writing a generation failed for the disk's sake (full, read-only, no permission), whichever
+    library did the writing: OSError from Python and numpy, SafetensorError or RuntimeError from the
+    Rust and C++ writers, which carry the OS message in their text."""
+    if isinstance(exc, OSError):
+        return True
+    if type(exc).__name__ == "SafetensorError" or isinstance(exc, RuntimeError):
+        text = str(exc)
+        return any(s in text for s in ("No space left", "StorageFull", "IoError", "Permission denied", "fwrite",
+                                       "Read-only file system"))
+    return False
 
 
 def _new_generation_name(index_dir: Path) -> Path:
