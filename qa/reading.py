@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # Encodings real municipal files come in. Order matters only for ties; detection decides.
 # cp932 and euc_jis_2004 carry the ① and Ⅱ of the forms, which plain shift_jis/euc_jp lack.
 JAPANESE_ENCODINGS = ("utf_8", "cp932", "euc_jp", "euc_jis_2004", "shift_jis", "shift_jis_2004")
+# UTF-16 (with or without a byte-order mark) and UTF-32 with one are read too.
 _BOMS = (
     (b"\xef\xbb\xbf", "utf_8_sig"),
     (b"\xff\xfe\x00\x00", "utf_32"),
@@ -159,6 +160,12 @@ def decode(data: bytes, path: Path) -> tuple[str, str]:
             except UnicodeDecodeError as exc:
                 why = f"starts with a {encoding} byte-order mark but is not {encoding} ({exc.reason}); skipped"
                 raise CorpusFileError(path, why) from exc
+    utf16 = _utf16_codec(data)
+    if utf16 is not None:
+        try:
+            return _decode_cut(data, utf16), utf16
+        except UnicodeDecodeError as exc:
+            raise CorpusFileError(path, f"reads as {utf16} without a byte-order mark but is not ({exc.reason}); skipped") from exc
     if data.isascii() and any(esc in data for esc in _ISO2022_ESCAPES):
         try:
             return _decode_cut(data, "iso2022_jp"), "iso2022_jp"
@@ -233,6 +240,33 @@ def _japanese_ratio(text: str) -> float:
     return (jp - halfwidth) / len(chars)
 
 
+def _utf16_codec(data: bytes) -> str | None:
+    """"utf_16_le"/"utf_16_be" for UTF-16 text without a byte-order mark, else None.
+
+    Told by its NUL bytes (ASCII in UTF-16 is a character and a NUL; a text with none but NULs would be
+    read as binary): the sample must decode strictly, with no surrogate half, into printable characters
+    that are nearly all ASCII or Japanese. Bytes of a binary file decoded as UTF-16 are neither.
+    """
+    sample = data[:65536]
+    if len(sample) < 4 or not sample.count(0):
+        return None
+    best: tuple[float, str] | None = None
+    for codec in ("utf_16_le", "utf_16_be"):
+        try:
+            text = _decode_cut(sample, codec)
+        except UnicodeDecodeError:
+            continue
+        chars = [ch for ch in text if not ch.isspace()]
+        if not chars or any(not ch.isprintable() and not ch.isspace() for ch in text[:2000]):
+            continue
+        plain = sum(1 for ch in chars if " " < ch < "\x7f" or "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
+                    or "\u2000" <= ch <= "\u27ff")
+        share = plain / len(chars)
+        if share >= 0.9 and (best is None or share > best[0]):
+            best = (share, codec)
+    return best[1] if best else None
+
+
 def _looks_binary(data: bytes) -> bool:
     sample = data[:65536]
     if b"\x00" in sample:
@@ -270,7 +304,7 @@ def read_source(path: Path | str) -> SourceText:
     if not data.strip():
         what = "no text at all" if not data else "only white space"
         raise CorpusFileError(path, f"empty file ({what}); skipped")
-    if not data.startswith(tuple(bom for bom, _ in _BOMS)) and _looks_binary(data):
+    if not data.startswith(tuple(bom for bom, _ in _BOMS)) and _looks_binary(data) and _utf16_codec(data) is None:
         raise CorpusFileError(path, "binary file, not text; skipped")
     text, encoding = decode(data, path)
     if not text.strip():
