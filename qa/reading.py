@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,12 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 # Circled numbers mark the template's fields (①法令上の根拠); NFKC would turn them into plain digits
 # and make "①法令上の根拠" indistinguishable from a numbered paragraph.
 _KEEP = {chr(c) for c in range(0x2460, 0x2474)}
+# Markup whose content is code or styling, never text of the report (script, style and the like, and
+# comments): the parser drops it from values and no quote is cut from inside it. Unclosed: to the end.
+NOT_CONTENT = re.compile(
+    r"<(script|style|template|iframe|object|noembed|noframes|xmp)\b[^>]*>.*?(?:</\1\s*>|$)|<!--.*?(?:-->|$)",
+    re.I | re.S,
+)
 _VOICING = {"\u3099", "\u309a"}  # combining (semi-)voiced sound marks, what NFKC makes of ﾞ and ﾟ
 
 
@@ -145,10 +152,26 @@ class SourceText:
             return None
         last = min(last or self.line_count, self.line_count)
         for lineno in range(max(first, 1), last + 1):
-            pos = self.norm_lines[lineno - 1].find(needle)
-            if pos >= 0:
-                return lineno, self.raw_span(lineno, pos, pos + len(needle))
+            norm = self.norm_lines[lineno - 1]
+            pos = norm.find(needle)
+            while pos >= 0:
+                if not self._in_markup(lineno, pos, pos + len(needle)):
+                    return lineno, self.raw_span(lineno, pos, pos + len(needle))
+                pos = norm.find(needle, pos + 1)
         return None
+
+    def _in_markup(self, lineno: int, norm_start: int, norm_end: int) -> bool:
+        """Whether normalised characters [norm_start, norm_end) of a line touch script/style/comment markup."""
+        raw = self.lines[lineno - 1]
+        if "<" not in raw:
+            return False
+        spans = [m.span() for m in NOT_CONTENT.finditer(raw)]
+        if not spans:
+            return False
+        self.raw_span(lineno, norm_start, norm_end)  # fills the map
+        starts, ends = self._maps[lineno]
+        start, end = starts[norm_start], ends[min(norm_end, len(ends)) - 1]
+        return any(start < b and a < end for a, b in spans)
 
 
 def decode(data: bytes, path: Path) -> tuple[str, str]:
