@@ -214,6 +214,12 @@ class AssistantLoader:
 # -- text helpers: terms, escaping, highlighting ---------------------------------------------------------
 
 
+def md_code(text: str) -> str:
+    """`text` (a file name) in code style, shown literally: no backtick can close it, no entity is decoded
+    twice, no Markdown inside it is rendered."""
+    return f"<code>{md_escape(text)}</code>"
+
+
 def md_escape(text: str) -> str:
     """Text shown literally by a Markdown renderer: HTML-escaped, Markdown punctuation backslash-escaped."""
     text = html.escape(text, quote=False)
@@ -602,7 +608,7 @@ class ChatHandlers:
             for f in s.fields
         ]
         counts = {k: len(card.records(k)) for k in kinds}
-        summary = [f"**{md_escape(card.label)}** — `{html.escape(card.source)}`",
+        summary = [f"**{md_escape(card.label)}** — {md_code(card.source)}",
                    "記録: " + ("、".join(f"{md_escape(k)} {n}" for k, n in counts.items()) or "なし")]
         if card.warnings:
             summary.append("読み取りの注意: " + "； ".join(md_escape(w) for w in card.warnings))
@@ -826,7 +832,17 @@ def launch(
         mcp_server=False,
         ssr_mode=False,
         max_file_size="1kb",  # the app takes no files
+        # Request bodies limited to 1 MiB and logins throttled per client (qa/webguard.py).
+        app_kwargs={"middleware": [_guard_middleware()]},
     )
+
+
+def _guard_middleware() -> Any:
+    from starlette.middleware import Middleware
+
+    from qa.webguard import RequestGuard
+
+    return Middleware(RequestGuard)
 
 
 def serve(
