@@ -72,6 +72,8 @@ class Manifest:
     reembedded: list[str] = field(default_factory=list)
     # sha256 of each skipped corpus file (by file name), so that fixing a skipped file makes the index stale.
     skipped_files: dict[str, str] = field(default_factory=dict)
+    # Installed versions of what decides tokens, scores and vectors (see `build_versions`).
+    versions: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1)
@@ -81,6 +83,22 @@ class Manifest:
         data = json.loads(text)
         data["cards"] = {k: CardEntry(**v) for k, v in data.get("cards", {}).items()}
         return cls(**data)
+
+
+VERSIONED = ("sudachipy", "sudachidict-core", "bm25s", "faiss-cpu", "sentence-transformers", "numpy")
+
+
+def build_versions() -> dict[str, str]:
+    """The installed versions of the libraries whose output an index holds, recorded in its manifest."""
+    import importlib.metadata
+
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
 
 
 def file_sha256(path: Path) -> str:
@@ -726,6 +744,7 @@ def _build(
             skipped=skipped,
             reembedded=sorted(todo),
             skipped_files=skipped_files,
+            versions=build_versions(),
         )
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
