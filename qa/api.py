@@ -128,7 +128,8 @@ class Assistant:
             from qa.answering.llm import load_chat_model
 
             self._chat = load_chat_model(settings.chat_model, settings.chat_base_url)
-        self._pointer = _pointer_stamp(index.folder.parent)
+        # None: the first question reads CURRENT's name once (a build may have published since `index` loaded).
+        self._pointer: tuple[int, int, int] | None = None
         self._use(index, None)
 
     def _use(self, index: Index, segmenter: Any) -> None:

@@ -244,7 +244,7 @@ def test_leftovers_of_an_interrupted_build_are_removed(index_dir: Path, tmp_path
     report = build_index(ROOT / "corpora", folder, root=ROOT)
     assert report.reembedded == [] and len(report.reused) == 5
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [".build.lock", "CURRENT", _generation(folder).name]
+        [".build.lock", "CURRENT", _generation(folder).name, f".readers-{_generation(folder).name}"]
     )
 
 
