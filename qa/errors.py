@@ -41,6 +41,16 @@ class CorruptIndexError(QAError):
         super().__init__(f"the index in {self.index_dir} is damaged ({why}): run `qa index --full` to rebuild it")
 
 
+class IndexBusyError(QAError):
+    """The live generation was replaced again and again while it was being opened (builds in a loop)."""
+
+    def __init__(self, index_dir: Path | str) -> None:
+        self.index_dir = Path(index_dir)
+        super().__init__(
+            f"the index in {self.index_dir} was replaced by new builds while it was being opened: try again"
+        )
+
+
 class StaleIndexError(QAError):
     """An index built from other files, another model or an older chunker."""
 

@@ -30,6 +30,7 @@ from qa.chunking import CHUNKER_VERSION, Chunk, chunk_card
 from qa.errors import (
     CorpusFileError,
     CorruptIndexError,
+    IndexBusyError,
     IndexNotFoundError,
     QAError,
     StaleIndexError,
@@ -280,7 +281,7 @@ def reading_generation(index_dir: Path) -> Iterator[Path]:
                 continue  # superseded and removed in between: CURRENT names a newer one
             yield lock.folder
             return
-    raise CorruptIndexError(index_dir, "the index kept being replaced while it was read; try again")
+    raise IndexBusyError(index_dir)
 
 
 def _remove_superseded(index_dir: Path, live: Path) -> list[str]:

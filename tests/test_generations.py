@@ -168,3 +168,28 @@ def test_running_assistant_switches_to_a_rebuilt_index(corpus_copy: Path) -> Non
     assert assistant.index.manifest.cards[KUMAGAYA].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     # The searcher and the chain follow too: a search hits the new generation's chunks.
     assert assistant.searcher.index is assistant.index
+
+
+def test_running_app_answers_from_a_rebuilt_index(corpus_copy: Path) -> None:
+    """The web app, up before a report changed and `qa index` ran, answers about that report.
+
+    Before: "【エラー】回答できませんでした: the index … is out of date (002_….txt changed since it was
+    indexed): run `qa index` to update it" until the app was restarted.
+    """
+    from qa.api import Assistant
+    from qa.cli import main
+    from qa.webapp import build_app
+
+    settings = Settings.load(root=corpus_copy)
+    build_index(settings.corpus_dir, settings.index_dir, root=corpus_copy)
+    demo = build_app(Assistant.load(settings=settings), concurrency=1)
+    handlers = demo.qa_handlers  # type: ignore[attr-defined]
+    handlers.loader.wait(60)
+    toyonaka = "002_eeb43361c0371a47"
+    path = settings.corpus_dir / f"{toyonaka}.txt"
+    path.write_bytes(path.read_bytes() + "\n追記: この行は試験のために加えた。\n".encode("utf-8"))
+    assert main(["--root", str(corpus_copy), "index", "-q"]) == 0
+    steps = list(handlers.respond("豊中市の子ども医療費の評価書の問合せ先は？", [], [], {}))
+    message = steps[-1][0][-1]["content"]
+    assert "エラー" not in message and "out of date" not in message, message
+    assert "002" in steps[-1][1] or "豊中" in steps[-1][1]
