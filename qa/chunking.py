@@ -1,8 +1,11 @@
-"""Card → chunks for retrieval: one per record, field or short run of fields, never across sections.
+"""Card → retrievable units: a field, a block (record), a piece of prose, the cover page; every line covered.
 
-Each chunk's search text is prefixed with the card's name and the breadcrumb, so 「生活保護」 in a question
-reaches the 生活保護 report's blocks even when the block itself never says 生活保護, and two 川崎市 reports
-that share boilerplate stay apart.
+Each unit keeps the exact source span (`line`…`end_line`) and its verbatim text, so what retrieval returns can
+be checked against the file; `text` is the clean reading ("label: value", HTML removed) that answers quote from.
+Search sees the card's name and the breadcrumb too, so 「生活保護」 in a question reaches the 生活保護 report's
+blocks even when the block never says 生活保護, and the two 川崎市 reports that share boilerplate stay apart.
+Lines no field or block claims (an annex, text after the last section, a heading) become prose units under
+the innermost section that holds them: nothing in a report is unreachable.
 """
 
 from __future__ import annotations
@@ -13,26 +16,32 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from qa.parsing.card import SEP, Card, Field, Record, Section
+from qa.reading import SourceText
 
-CHUNKER_VERSION = "4"
-MAX_CHARS = 500
+CHUNKER_VERSION = "5-units"
+MAX_CHARS = 360
 OVERLAP_SENTENCES = 1
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
+_TAG = re.compile(r"</?[A-Za-z!][^>]*>")
 
 
 @dataclass(frozen=True)
 class Chunk:
+    """One retrievable unit. `kind`: field, record, prose or cover."""
+
     id: str
     card: str
     source: str
     title: str
     section: str  # breadcrumb
     label: str
-    text: str  # what a reader sees: "label: value" lines
+    text: str  # the clean reading: "label: value" lines, or the prose itself
     line: int
     end_line: int
     record_kind: str | None = None
     record_number: int | None = None
+    kind: str = "field"
+    verbatim: str = ""  # the raw source lines line…end_line, as written
 
     @property
     def search_text(self) -> str:
@@ -55,7 +64,7 @@ def split_text(text: str, max_chars: int = MAX_CHARS, overlap: int = OVERLAP_SEN
     pieces: list[str] = []
     current: list[str] = []
     for sentence in sentences:
-        while len(sentence) > max_chars:  # one sentence longer than a chunk: cut it hard
+        while len(sentence) > max_chars:  # one sentence longer than a unit: cut it hard, with overlap
             if current:
                 pieces.append("".join(current))
                 current = []
@@ -72,7 +81,18 @@ def split_text(text: str, max_chars: int = MAX_CHARS, overlap: int = OVERLAP_SEN
     return [p.strip() for p in pieces if p.strip()]
 
 
-def _field_line(f: Field) -> str:
+def clean_line(norm: str) -> str:
+    """A normalised source line as a reader sees it: markup removed, cells separated by spaces."""
+    text = _TAG.sub(" ", norm).replace("\t", " ").replace("|", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def has_content(norm: str) -> bool:
+    """A line says something: a letter, digit or ideograph is left once markup and table rules are gone."""
+    return bool(re.search(r"\w", clean_line(norm)))
+
+
+def field_line(f: Field) -> str:
     value = f.value.replace("\n", " ").strip()
     if f.selected:
         value = f"[{'・'.join(f.selected)}] " + re.sub(r"<選択肢>.*|\s\d\).*", "", value).strip()
@@ -80,46 +100,78 @@ def _field_line(f: Field) -> str:
     return f"{label}: {value}" if value else label
 
 
-class _Chunker:
-    def __init__(self, card: Card) -> None:
+class _Units:
+    def __init__(self, card: Card, source: SourceText | None) -> None:
         self.card = card
-        self.chunks: list[Chunk] = []
+        self.source = source
+        self.units: list[Chunk] = []
+        self.covered: set[int] = set()
 
-    def emit(self, section: str, label: str, text: str, line: int, end_line: int, record: Record | None = None) -> None:
-        for piece in split_text(text):
-            self.chunks.append(
+    def verbatim(self, line: int, end_line: int) -> str:
+        if self.source is None:
+            return ""
+        return "\n".join(self.source.lines[line - 1 : end_line])
+
+    def narrow(self, piece: str, line: int, end_line: int) -> tuple[int, int]:
+        """The lines of [line, end_line] that hold `piece` (a part of a long value)."""
+        if self.source is None or end_line <= line:
+            return line, end_line
+        probe_head, probe_tail = piece[:12], piece[-12:]
+        first = last = None
+        for n in range(line, end_line + 1):
+            text = self.source.norm_lines[n - 1]
+            if first is None and probe_head and probe_head in text:
+                first = n
+            if probe_tail and probe_tail in text:
+                last = n
+        first = first or line
+        last = last if last and last >= first else end_line
+        return first, last
+
+    def emit(
+        self, section: str, label: str, text: str, line: int, end_line: int, record: Record | None = None,
+        kind: str = "field",
+    ) -> None:
+        pieces = split_text(text)
+        for piece in pieces:
+            first, last = self.narrow(piece, line, end_line) if len(pieces) > 1 else (line, end_line)
+            self.units.append(
                 Chunk(
-                    id=f"{self.card.id}#{len(self.chunks)}",
+                    id=f"{self.card.id}#{len(self.units)}",
                     card=self.card.id,
                     source=self.card.source,
                     title=self.card.label,
                     section=section,
                     label=label,
                     text=piece,
-                    line=line,
-                    end_line=end_line,
+                    line=first,
+                    end_line=last,
                     record_kind=record.kind if record else None,
                     record_number=record.number if record else None,
+                    kind=kind,
+                    verbatim=self.verbatim(first, last),
                 )
             )
+            self.covered.update(range(first, last + 1))
 
     def record(self, record: Record) -> None:
-        lines = [record.title] + [_field_line(f) for f in record.fields if not f.empty]
+        lines = [record.title] + [field_line(f) for f in record.fields if not f.empty]
         text = "\n".join(lines)
         if len(text) <= MAX_CHARS * 1.6:
-            self.emit(record.breadcrumb, record.title, text, record.line, record.end_line, record)
+            self.emit(record.breadcrumb, record.title, text, record.line, record.end_line, record, "record")
             return
-        # A long block: one chunk per field, each still naming the block.
+        # A long block: one unit per field, each still naming the block.
+        self.emit(record.breadcrumb, record.title, record.title, record.line, record.line, record, "record")
         for f in record.fields:
             if not f.empty:
-                self.emit(record.breadcrumb, f.label, f"{record.title}\n{_field_line(f)}", f.line, f.end_line, record)
+                self.emit(record.breadcrumb, f.label, f"{record.title}\n{field_line(f)}", f.line, f.end_line, record)
 
     def section(self, section: Section) -> None:
         run: list[Field] = []
 
         def flush() -> None:
             if run:
-                text = "\n".join(_field_line(f) for f in run)
+                text = "\n".join(field_line(f) for f in run)
                 label = run[0].label if len(run) == 1 else f"{run[0].label} …"
                 self.emit(section.breadcrumb, label, text, min(f.line for f in run), max(f.end_line for f in run))
                 run.clear()
@@ -127,20 +179,20 @@ class _Chunker:
         for f in section.fields:
             if f.empty and not f.value:
                 continue
-            size = len(_field_line(f))
-            if size > MAX_CHARS // 2:
+            size = len(field_line(f))
+            if size > MAX_CHARS // 3:
                 flush()
-                self.emit(section.breadcrumb, f.label, _field_line(f), f.line, f.end_line)
+                self.emit(section.breadcrumb, f.label, field_line(f), f.line, f.end_line)
                 continue
-            if run and (sum(len(_field_line(x)) for x in run) + size > MAX_CHARS or f.group != run[-1].group):
+            if run and (sum(len(field_line(x)) for x in run) + size > MAX_CHARS // 2 or f.group != run[-1].group):
                 flush()
             run.append(f)
         flush()
         for record in section.records:
             self.record(record)
 
-    def metadata(self) -> None:
-        """The cover page as one chunk, so 公表日 and 評価実施機関名 questions have something to find."""
+    def cover(self) -> None:
+        """The cover page as one unit, so 公表日 and 評価実施機関名 questions have something to find."""
         meta = self.card
         parts = [
             ("評価書番号", meta.number),
@@ -149,8 +201,53 @@ class _Chunker:
             ("公表日", meta.published),
             ("評価書の種類", meta.kind),
         ]
-        text = "\n".join(f"{k}: {v if v else '記載なし'}" for k, v in parts)
-        self.emit("表紙", "表紙 評価書番号・評価書名・評価実施機関・公表日・評価書の種類", text, 1, min(40, max(1, _cover_end(meta))))
+        text = "\n".join(f"{k}: {v}" for k, v in parts if v)
+        if not text:
+            return
+        end = min(40, max(1, _cover_end(meta)))
+        self.units.append(
+            Chunk(
+                id=f"{self.card.id}#{len(self.units)}", card=meta.id, source=meta.source, title=meta.label,
+                section="表紙", label="表紙", text=text, line=1, end_line=end, kind="cover",
+                verbatim=self.verbatim(1, end),
+            )
+        )
+
+    def prose(self) -> None:
+        """Every non-blank line no unit holds yet, in runs under the innermost section that contains it."""
+        if self.source is None:
+            return
+        spans = sorted(((s.line, s.end_line, s.breadcrumb) for s in self.card.walk()), key=lambda t: (t[0], -t[1]))
+
+        def home(n: int) -> str:
+            best = ""
+            best_size = None
+            for first, last, crumb in spans:
+                if first <= n <= last and (best_size is None or last - first <= best_size):
+                    best, best_size = crumb, last - first
+            return best
+
+        run: list[int] = []
+        run_home = ""
+
+        def flush() -> None:
+            if run:
+                text = "\n".join(clean_line(self.source.norm_lines[n - 1]) for n in run)  # type: ignore[union-attr]
+                label = text.split("\n", 1)[0][:40]
+                self.emit(run_home or self.card.label, label, text, run[0], run[-1], kind="prose")
+                run.clear()
+
+        for n in range(1, self.source.line_count + 1):
+            if n in self.covered or not has_content(self.source.norm_lines[n - 1]):
+                flush()
+                continue
+            where = home(n)
+            if run and (where != run_home or n != run[-1] + 1 or sum(len(self.source.norm_lines[m - 1]) for m in run) > MAX_CHARS):
+                flush()
+            if not run:
+                run_home = where
+            run.append(n)
+        flush()
 
 
 def _cover_end(card: Card) -> int:
@@ -158,12 +255,14 @@ def _cover_end(card: Card) -> int:
     return max(1, first - 1)
 
 
-def chunk_card(card: Card) -> list[Chunk]:
-    chunker = _Chunker(card)
-    chunker.metadata()
+def chunk_card(card: Card, source: SourceText | None = None) -> list[Chunk]:
+    """The card's units; with its `source`, units carry verbatim text and every non-blank line is covered."""
+    units = _Units(card, source)
+    units.cover()
     for section in card.walk():
-        chunker.section(section)
-    return chunker.chunks
+        units.section(section)
+    units.prose()
+    return units.units
 
 
 def iter_chunks(cards: list[Card]) -> Iterator[Chunk]:
@@ -171,4 +270,4 @@ def iter_chunks(cards: list[Card]) -> Iterator[Chunk]:
         yield from chunk_card(card)
 
 
-__all__ = ["CHUNKER_VERSION", "Chunk", "SEP", "chunk_card", "iter_chunks", "split_text"]
+__all__ = ["CHUNKER_VERSION", "Chunk", "SEP", "chunk_card", "clean_line", "field_line", "has_content", "iter_chunks", "split_text"]

@@ -446,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", action="store_true", help="answers and citations for people, not JSON")
     p.set_defaults(func=cmd_batch)
 
-    for module, name in (("qa.evaluation", "add_eval_command"), ("qa.webapp", "add_serve_command")):
+    for module, name in (
+        ("qa.evaluation", "add_eval_command"), ("qa.fitting", "add_fit_command"), ("qa.webapp", "add_serve_command")
+    ):
         try:
             register = getattr(__import__(module, fromlist=[name]), name)
         except (ImportError, AttributeError):

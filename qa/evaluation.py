@@ -37,12 +37,10 @@ HIT_KS = (1, 5, 10)
 TYPES = ("span", "list", "number", "date", "yesno", "cross", "unanswerable")
 UNANSWERABLE = "unanswerable"
 
-# Context-dump rule (see is_context_dump).
-DUMP_MIN_CHARS = 400
-DUMP_PER_GOLD = 40
-DUMP_BASE = 200
-SINGLE_GOLD_FACTOR = 3
-SINGLE_GOLD_FLOOR = 200
+# Context-dump rule (see is_context_dump): the rule the external question set is scored by
+# (../shared/eval-external/README.md), so that our figures and the issue's are the same measurement.
+DUMP_BASE = 300
+DUMP_PER_GOLD = 120
 
 POSITIVE = frozenset({"はい", "yes"})
 NEGATIVE = frozenset({"いいえ", "no"})
@@ -88,7 +86,9 @@ def contains_gold(answer_text: str, gold: str) -> bool:
     if not g:
         return True
     if g in POSITIVE or g in NEGATIVE:
-        return polarity(answer_text) == ("yes" if g in POSITIVE else "no")
+        # The gold polarity is present and the other is absent (the external set's rule).
+        found = {("yes" if m.group(0) in POSITIVE else "no") for m in _POLARITY.finditer(normalize_for_match(answer_text))}
+        return found == {"yes" if g in POSITIVE else "no"}
     a = normalize_for_match(answer_text)
     left = r"(?<![a-z0-9])" if g[0].isascii() and g[0].isalnum() else ""
     right = r"(?![a-z0-9])" if g[-1].isascii() and g[-1].isalnum() else ""
@@ -97,21 +97,15 @@ def contains_gold(answer_text: str, gold: str) -> bool:
 
 def dump_limit(gold_answers: Sequence[str]) -> int:
     """Longest answer (in normalised characters) that is not a context dump for these golds."""
-    golds = [normalize_for_match(g) for g in gold_answers if normalize_for_match(g)]
-    limit = max(DUMP_MIN_CHARS, DUMP_PER_GOLD * len(golds) + DUMP_BASE)
-    if len(golds) == 1:
-        limit = min(limit, max(SINGLE_GOLD_FLOOR, SINGLE_GOLD_FACTOR * len(golds[0])))
-    return limit
+    golds = [g for g in gold_answers if normalize_for_match(g)]
+    return DUMP_BASE + DUMP_PER_GOLD * len(golds)
 
 
 def is_context_dump(answer_text: str, gold_answers: Sequence[str]) -> bool:
     """True when the answer is retrieved context pasted back rather than an answer.
 
     Lengths are counted on `normalize_for_match` (whitespace-free) text. With n gold strings the
-    answer may be at most max(400, 40·n + 200) characters. When the gold is a single string, at most
-    max(200, 3 × its length) characters (and never more than the general limit): the value with a
-    sentence and a source attribution around it fits, a 500-character chunk around "27" does not.
-    See `dump_limit`.
+    answer may be at most 300 + 120·n characters, the external set's rule. See `dump_limit`.
     """
     return len(normalize_for_match(answer_text)) > dump_limit(gold_answers)
 
@@ -178,14 +172,17 @@ def lines_of(text: str, start: int, end: int) -> tuple[int, int]:
     return first, first + text.count("\n", start, max(start, end - 1))
 
 
-def find_evidence(evidence: str, texts: Mapping[str, str], cards: Sequence[str]) -> list[Span]:
+def find_evidence(evidence: str | Sequence[str], texts: Mapping[str, str], cards: Sequence[str]) -> list[Span]:
     """Every verbatim occurrence of `evidence` in the files of `cards`, as (card, line, end_line).
 
-    Evidence may span lines. Empty evidence, or a card with no text, gives no span.
+    Evidence may span lines; a cross-report question gives a list of evidence strings (one per card).
+    Empty evidence, or a card with no text, gives no span.
     """
     spans: list[Span] = []
     if not evidence:
         return spans
+    if not isinstance(evidence, str):
+        return [span for one in evidence for span in find_evidence(one, texts, cards)]
     for card in cards:
         text = texts.get(card)
         if not text:
@@ -249,7 +246,7 @@ def citation_lines(quote: str, line: int) -> tuple[int, int]:
     return line, line + quote.count("\n")
 
 
-def citation_supports(card: str, quote: str, line: int, evidence: str, spans: Sequence[Span]) -> bool:
+def citation_supports(card: str, quote: str, line: int, evidence: str | Sequence[str], spans: Sequence[Span]) -> bool:
     """Whether one citation backs the gold evidence.
 
     Supported iff the citation's card is a card of the evidence and either its normalised quote
@@ -259,8 +256,8 @@ def citation_supports(card: str, quote: str, line: int, evidence: str, spans: Se
     cards = {s.card for s in spans}
     if card not in cards:
         return False
-    ev = normalize_for_match(evidence)
-    if ev and ev in normalize_for_match(quote):
+    pieces = [evidence] if isinstance(evidence, str) else list(evidence)
+    if any(normalize_for_match(ev) and normalize_for_match(ev) in normalize_for_match(quote) for ev in pieces):
         return True
     first, last = citation_lines(quote, line)
     return any(s.card == card and overlaps(first, last, s.line, s.end_line) for s in spans)
@@ -302,12 +299,22 @@ class GoldItem:
     answers: tuple[str, ...]
     cards: tuple[str, ...]
     section: str
-    evidence: str
+    evidence: str | tuple[str, ...]  # a list for cross-report questions: one string per card
     note: str = ""
 
     @property
     def answerable(self) -> bool:
         return self.type != UNANSWERABLE
+
+
+def _evidence(value: Any) -> str | tuple[str, ...]:
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise TypeError("evidence must be a string or a list of strings")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise TypeError("evidence must be a string or a list of strings")
+    return value
 
 
 def load_gold(path: Path | str) -> list[GoldItem]:
@@ -326,7 +333,7 @@ def load_gold(path: Path | str) -> list[GoldItem]:
                     answers=tuple(d["answers"]),
                     cards=tuple(d["cards"]),
                     section=d.get("section", ""),
-                    evidence=d.get("evidence", ""),
+                    evidence=_evidence(d.get("evidence", "")),
                     note=d.get("note", ""),
                 )
             )

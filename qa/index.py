@@ -640,7 +640,7 @@ def _build(
             continue
         seen_hashes[digest] = path.name
         cards.append(card)
-        chunks = chunk_card(card)
+        chunks = chunk_card(card, source)
         chunks_of[cid] = chunks
         tokens: list[list[str]] = []
         ids: list[np.ndarray] = []

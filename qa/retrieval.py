@@ -1,16 +1,21 @@
-"""Hybrid retrieval: Sudachi BM25 + dense vectors, fused by reciprocal rank, scoped to the cards a question names.
+"""Hybrid retrieval: Sudachi BM25 + dense vectors, fused, with priors from the form's structure, scoped to cards.
 
 Class hierarchy, as langchain-core draws its own:
 
     BaseRetriever (langchain_core)
         └── QARetriever  — `Document`s with card, source, section and lines in metadata
     HybridSearcher       — the search itself (numpy + FAISS), returns `Hit`s
+
+The fusion weights, the structure bonus and the down-weighting of the change history and of III リスク対策 are
+numbers fitted on a stated split of the gold questions (qa/fitting.py → qa/data/weights.json), not typed here.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,33 +24,42 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from qa.catalog import catalog
 from qa.chunking import Chunk
 from qa.errors import CardNotFoundError
-from qa.glossary import AFFAIRS, FIELD_PHRASES, Expansion, expand, romanize
 from qa.index import Index
+from qa.parsing.card import label_key
+from qa.question import Question, understand
 from qa.reading import normalize
 from qa.segment import Segmenter
 
-RRF_K = 60
-CHANGE_WEIGHT = 0.3
-_CHANGE_WORDS = re.compile(r"変更|変わ|改訂|修正|追加され|削除され|change|amend|revis|added|removed")
-
-
-RISK_WEIGHT = 0.6
-_RISK_WORDS = re.compile(r"リスク|対策|措置|監査|教育|啓発|risk|measure|safeguard|audit")
-
-
-def _where(chunk: Chunk) -> str:
-    """What a chunk is about, for the structure bonus: breadcrumb, block kind and every field label in it."""
-    labels = " ".join(line.split(":", 1)[0] for line in chunk.text.split("\n") if ":" in line)
-    return f"{chunk.section} {chunk.label} {chunk.record_kind or ''} {labels}"
-
-
-def _about_changes(text: str) -> bool:
-    return bool(_CHANGE_WORDS.search(text))
+WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "weights.json"
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "rrf_k": 60.0,
+    "w_bm25": 1.0,
+    "w_dense": 1.0,
+    "w_struct": 0.75,
+    "w_kind": 0.5,
+    "change_weight": 0.3,
+    "risk_weight": 0.6,
+    "field_lexical": 1.0,
+    "field_dense": 1.0,
+    "field_dense_floor": 0.80,
+    "abstain_below": 0.0,
+    "field_route": 0.5,
+}
 CANDIDATES = 200
-# Words in every report's name say nothing about which report is meant.
-_GENERIC = {"事務", "関する", "評価書", "重点項目評価書", "全項目評価書", "重点", "項目", "全項目", "支給", "決定", "及び", "実施"}
+
+
+def load_weights(path: Path = WEIGHTS_PATH) -> dict[str, float]:
+    """Fitted weights (JSON, never code); defaults for any the file lacks."""
+    weights = dict(DEFAULT_WEIGHTS)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        weights.update({k: float(v) for k, v in data.get("weights", {}).items()})
+    except (OSError, ValueError):
+        pass
+    return weights
 
 
 @dataclass(frozen=True)
@@ -54,76 +68,92 @@ class Hit:
     score: float
     bm25_rank: int | None = None
     dense_rank: int | None = None
+    dense: float = 0.0  # cosine of the question to the unit
+    bm25: float = 0.0
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Which cards a question is about: named explicitly (filter) or by its words (inferred)."""
+@dataclass
+class Query:
+    """What retrieval needs of an analysed question."""
 
+    text: str
     cards: tuple[str, ...]
-    inferred: bool
+    labels: dict[str, float] = field(default_factory=dict)  # label key → how much the question asks about it
+    kinds: dict[str, float] = field(default_factory=dict)  # record kind → how much
+    changes: bool = False
+    risks: bool = False
+    vector: np.ndarray | None = None
+    only_kind: str | None = None  # search only the blocks of this kind (the change history)
 
 
 class HybridSearcher:
-    def __init__(self, index: Index, segmenter: Segmenter | None = None) -> None:
+    def __init__(self, index: Index, segmenter: Segmenter | None = None, weights: dict[str, float] | None = None) -> None:
         self.index = index
         self.segmenter = segmenter or Segmenter()
-        self._identity = {cid: self._identity_of(card) for cid, card in index.cards.items()}
-        self._change_rows = np.array([c.section.startswith("(別添") and "変更箇所" in c.section for c in index.chunks], dtype=bool)
-        self._labels = [_where(c) for c in index.chunks]
-        self._risk_rows = np.array([c.section.startswith("III ") for c in index.chunks], dtype=bool)
+        self.weights = weights or load_weights()
+        self.catalog = catalog()
+        chunks = index.chunks
+        self._change_rows = np.array([c.record_kind == "変更箇所" or "変更箇所" in c.section for c in chunks], dtype=bool)
+        self._risk_rows = np.array([c.section.startswith(("III ", "IV ")) and "リスク" in c.section for c in chunks], dtype=bool)
+        self._label_keys = [
+            {label_key(line.split(":", 1)[0].split(" ")[-1]) for line in c.text.split("\n") if ":" in line}
+            | {label_key(c.label)}
+            for c in chunks
+        ]
+        self._kinds = [c.record_kind for c in chunks]
+        self._field_vectors: np.ndarray | None = None
+        self._lock = threading.Lock()
 
-    # -- which cards ------------------------------------------------------------------------------------
-    def _identity_of(self, card: Any) -> dict[str, set[str]]:
-        names: set[str] = set()
-        romaji: set[str] = set()
-        if card.municipality:
-            names.add(card.municipality)
-            stem = re.sub(r"(市|町|村|区)$", "", card.municipality)
-            names.add(stem)
-            roman = romanize(self.segmenter.reading(stem))
-            if len(roman) >= 4:
-                romaji.add(roman)
-        subject = " ".join(x for x in (card.title, card.affair) if x)
-        words = {t for t in self.segmenter.tokens(subject) if t not in _GENERIC and len(t) >= 2}
-        affairs = {a for a, phrases in AFFAIRS.items() if any(normalize(p) in normalize(subject) for p in phrases[:1])}
-        return {"names": names, "romaji": romaji, "words": words, "affairs": affairs}
+    # -- the question -----------------------------------------------------------------------------------
+    def embed_query(self, text: str) -> np.ndarray:
+        model = self.index.embedder
+        encode = getattr(model, "encode_query", None) or model.encode
+        vector = encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vector, dtype=np.float32)[0]
 
-    def scope(self, question: str, cards: list[str] | None = None, expansion: Expansion | None = None) -> Scope:
-        """Cards to search: the caller's filter, else those the question names, else all."""
-        if cards:
-            resolved = tuple(self.resolve(c) for c in cards)
-            return Scope(tuple(dict.fromkeys(x for group in resolved for x in group)), inferred=False)
-        exp = expansion or expand(question)
-        q = self._mask_foreign_runs(normalize(question))
-        ascii_words = re.findall(r"[a-z]{4,}", q.lower())
-        # Whole words only: 支援 inside 日本学生支援機構 does not name the 子育て支援 report.
-        q_tokens = {form for form, _ in self.segmenter.compound_tokens(q)}
-        scores: dict[str, float] = {}
-        for cid, ident in self._identity.items():
-            place = any(n in q for n in ident["names"] if len(n) >= 2) or any(
-                w.startswith(r[: max(4, len(r) - 1)]) for r in ident["romaji"] for w in ascii_words
-            )
-            subject = len(ident["affairs"] & set(exp.affairs)) * 2 + len(ident["words"] & q_tokens) * 0.5
-            scores[cid] = (1.0 if place else 0.0) + subject
-        best = max(scores.values(), default=0.0)
-        if best <= 0:
-            return Scope(tuple(self.index.card_ids), inferred=True)
-        chosen = tuple(cid for cid, s in scores.items() if s >= best * 0.75 and s > 0)
-        return Scope(chosen, inferred=True)
+    def field_vectors(self) -> np.ndarray:
+        """The catalog fields' descriptions embedded as passages, once."""
+        with self._lock:
+            if self._field_vectors is None:
+                model = self.index.embedder
+                encode = getattr(model, "encode_document", None) or model.encode
+                texts = [f.description for f in self.catalog.fields]
+                self._field_vectors = np.asarray(
+                    encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False),
+                    dtype=np.float32,
+                )
+            return self._field_vectors
 
-    def _mask_foreign_runs(self, q: str) -> str:
-        """Hide long names that merely contain a report's word (支援 in 日本学生支援機構) from card scoping."""
-        names = sorted({w for ident in self._identity.values() for key in ("names", "words") for w in ident[key] if len(w) >= 2},
-                       key=len, reverse=True)
+    def understand(self, text: str, cards: list[str] | None = None) -> tuple[Question, np.ndarray]:
+        only = tuple(cid for c in cards for cid in self.resolve(c)) if cards else None
+        vector = self.embed_query(normalize(text))
+        sims = self.field_vectors() @ vector
+        dense = {f.id: float(s) for f, s in zip(self.catalog.fields, sims)}
+        q = understand(text, self.index.cards, only=only, dense_scores=dense, weights=self.weights)
+        return q, vector
 
-        def mask(m: re.Match[str]) -> str:
-            rest = m.group(0)
-            for w in names:
-                rest = rest.replace(w, "")
-            return " " if len(rest) >= 3 else m.group(0)
-
-        return re.sub(r"[一-龥々ァ-ヴーA-Za-z0-9]{5,}", mask, q)
+    def query_for(self, q: Question, vector: np.ndarray | None = None, cards: tuple[str, ...] | None = None) -> Query:
+        labels: dict[str, float] = {}
+        kinds: dict[str, float] = {}
+        for m in q.fields[:3]:
+            for label in m.spec.labels:
+                key = label_key(label)
+                labels[key] = max(labels.get(key, 0.0), m.score)
+            if m.spec.record:
+                kinds[m.spec.record] = max(kinds.get(m.spec.record, 0.0), m.score)
+        if q.record is not None:
+            kinds[q.record.kind] = max(kinds.get(q.record.kind, 0.0), 1.0)
+        # The form's own words for what the question names, so BM25 meets the report's vocabulary.
+        extra = " ".join(m.spec.label for m in q.fields[:2] if m.spec.label not in q.norm)
+        return Query(
+            text=f"{q.norm} {extra}".strip(),
+            cards=cards if cards is not None else q.cards,
+            labels=labels,
+            kinds=kinds,
+            changes=q.changes,
+            risks=q.risks,
+            vector=vector,
+        )
 
     def resolve(self, spec: str) -> tuple[str, ...]:
         """A card id, id prefix, municipality or 事務 name → card ids."""
@@ -141,36 +171,40 @@ class HybridSearcher:
 
     # -- ranking ----------------------------------------------------------------------------------------
     def search(self, question: str, k: int = 10, cards: list[str] | None = None) -> list[Hit]:
-        exp = expand(question)
-        scope = self.scope(question, cards, exp)
-        return self.search_in(exp, scope.cards, k)
+        q, vector = self.understand(question, cards)
+        return self.search_query(self.query_for(q, vector), k)
 
-    def search_in(self, exp: Expansion, cards: tuple[str, ...], k: int) -> list[Hit]:
+    def search_query(self, query: Query, k: int) -> list[Hit]:
         index = self.index
         n = len(index)
-        if n == 0:
+        if n == 0 or not query.cards:
             return []
-        allowed = np.isin(index.card_of_chunk, [index.card_ids.index(c) for c in cards])
-        bm25_scores = self._bm25(exp.text, n)
+        w = self.weights
+        allowed = np.isin(index.card_of_chunk, [index.card_ids.index(c) for c in query.cards if c in index.card_ids])
+        if query.only_kind is not None:
+            allowed &= np.array([k == query.only_kind for k in self._kinds], dtype=bool)
+        bm25_scores = self._bm25(query.text, n)
         bm25_scores[~allowed] = -np.inf
-        dense_scores = self._dense(exp.text, n)
+        vector = query.vector if query.vector is not None else self.embed_query(query.text)
+        dense_scores = self._dense(vector, n)
         dense_scores[~allowed] = -np.inf
         fused = np.zeros(n, dtype=np.float64)
         ranks: dict[str, np.ndarray] = {}
-        for name, scores in (("bm25", bm25_scores), ("dense", dense_scores)):
+        rrf_k = w["rrf_k"]
+        for name, scores, weight in (("bm25", bm25_scores, w["w_bm25"]), ("dense", dense_scores, w["w_dense"])):
             order = np.argsort(-scores, kind="stable")[:CANDIDATES]
             order = order[np.isfinite(scores[order]) & (scores[order] > 0)]
             rank = np.full(n, -1)
             rank[order] = np.arange(len(order))
             ranks[name] = rank
-            fused[order] += 1.0 / (RRF_K + 1 + np.arange(len(order)))
-        fused += self._structure_bonus(exp, allowed)
-        if not _about_changes(exp.text):
-            # The change history repeats every section's name and vocabulary; it answers only questions about changes.
-            fused[self._change_rows] *= CHANGE_WEIGHT
-        if not _RISK_WORDS.search(exp.text):
+            fused[order] += weight / (rrf_k + 1 + np.arange(len(order)))
+        fused += self._structure_bonus(query, allowed)
+        if not query.changes:
+            # The change history repeats every section's name and vocabulary; it answers questions about changes.
+            fused[self._change_rows] *= w["change_weight"]
+        if not query.risks:
             # III リスク対策 repeats II's headings (4. 委託, 5. 提供・移転); the facts asked about sit in II.
-            fused[self._risk_rows] *= RISK_WEIGHT
+            fused[self._risk_rows] *= w["risk_weight"]
         fused[~allowed] = 0
         top = [int(i) for i in np.argsort(-fused, kind="stable")[:k] if fused[i] > 0]
         return [
@@ -179,6 +213,8 @@ class HybridSearcher:
                 score=float(fused[i]),
                 bm25_rank=int(ranks["bm25"][i]) + 1 if ranks["bm25"][i] >= 0 else None,
                 dense_rank=int(ranks["dense"][i]) + 1 if ranks["dense"][i] >= 0 else None,
+                dense=float(dense_scores[i]) if np.isfinite(dense_scores[i]) else 0.0,
+                bm25=float(bm25_scores[i]) if np.isfinite(bm25_scores[i]) else 0.0,
             )
             for i in top
         ]
@@ -190,32 +226,28 @@ class HybridSearcher:
             return np.zeros(n)
         return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float64)
 
-    def _dense(self, text: str, n: int) -> np.ndarray:
-        vector = self.index.embedder.encode(
-            [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        ).astype(np.float32)
+    def _dense(self, vector: np.ndarray, n: int) -> np.ndarray:
         if not np.any(vector):
             return np.zeros(n)
         if n <= 50_000:
-            return (self.index.embeddings @ vector[0]).astype(np.float64)
+            return (self.index.embeddings @ vector).astype(np.float64)
         scores = np.zeros(n)
-        found, ids = self.index.dense.search(vector, min(n, CANDIDATES * 5))
+        found, ids = self.index.dense.search(vector[None, :], min(n, CANDIDATES * 5))
         valid = ids[0] >= 0
         scores[ids[0][valid]] = found[0][valid]
         return scores
 
-    def _structure_bonus(self, exp: Expansion, allowed: np.ndarray) -> np.ndarray:
-        """Chunks whose block or section is what the question asks about (提供先, 保管, 問合せ…) rank higher."""
+    def _structure_bonus(self, query: Query, allowed: np.ndarray) -> np.ndarray:
+        """Units holding the fields or blocks the question asks about rank higher, by how sure the match is."""
         bonus = np.zeros(len(self.index))
-        q = normalize(exp.text)
-        wanted = [t.replace("委託先", "委託") for t in exp.terms] + [p for p in FIELD_PHRASES if len(p) >= 3 and p in q]
-        if not wanted:
+        if not query.labels and not query.kinds:
             return bonus
+        scale = 1.0 / (self.weights["rrf_k"] + 1)
         for i in np.flatnonzero(allowed):
-            where = self._labels[i]
-            hits = sum(1 for t in wanted if t in where)
-            if hits:
-                bonus[i] = hits / (RRF_K + 1) * 0.75
+            label_score = max((query.labels.get(key, 0.0) for key in self._label_keys[i]), default=0.0)
+            kind_score = query.kinds.get(self._kinds[i] or "", 0.0)
+            if label_score or kind_score:
+                bonus[i] = scale * (self.weights["w_struct"] * label_score + self.weights["w_kind"] * kind_score)
         return bonus
 
 
@@ -240,7 +272,7 @@ def hit_to_document(hit: Hit) -> Document:
     c = hit.chunk
     return Document(
         id=c.id,
-        page_content=c.text,
+        page_content=c.verbatim or c.text,
         metadata={
             "chunk_id": c.id,
             "card": c.card,

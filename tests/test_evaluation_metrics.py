@@ -110,26 +110,43 @@ def test_answer_correct_unanswerable_iff_abstained() -> None:
 
 
 def test_context_dump_long_answer_rejected() -> None:
-    dump = "評価書番号 27 児童手当法による児童手当又は特例給付の支給に関する事務 重点項目評価書 " * 10
+    dump = "評価書番号 27 児童手当法による児童手当又は特例給付の支給に関する事務 重点項目評価書 " * 12
     assert is_context_dump(dump, ["27"])
     assert not answer_correct(dump, ["27"], False, "number")
     assert answer_correct("川崎市の児童手当の評価書の評価書番号は27です。", ["27"], False, "number")
 
 
 def test_context_dump_limits() -> None:
-    # general rule: max(400, 40·n + 200)
-    assert dump_limit(["a", "b"]) == 400
-    assert dump_limit([f"x{i}" for i in range(10)]) == 600
-    # single gold: max(200, 3·len), capped by the general rule
-    assert dump_limit(["27"]) == 200
-    assert dump_limit(["あ" * 100]) == 300
-    assert dump_limit(["あ" * 300]) == 400
-    assert not is_context_dump("あ" * 200, ["27"])
-    assert is_context_dump("あ" * 201, ["27"])
-    assert not is_context_dump("あ" * 400, ["a", "b"])
-    assert is_context_dump("あ" * 401, ["a", "b"])
+    """The external set's rule: at most 300 + 120·n characters for n gold strings."""
+    assert dump_limit(["a", "b"]) == 540
+    assert dump_limit([f"x{i}" for i in range(10)]) == 1500
+    assert dump_limit(["27"]) == 420
+    assert not is_context_dump("あ" * 420, ["27"])
+    assert is_context_dump("あ" * 421, ["27"])
+    assert not is_context_dump("あ" * 540, ["a", "b"])
+    assert is_context_dump("あ" * 541, ["a", "b"])
     # whitespace does not count
-    assert not is_context_dump("あ " * 200, ["27"])
+    assert not is_context_dump("あ " * 420, ["27"])
+
+
+def test_yesno_needs_the_gold_polarity_alone() -> None:
+    """Both polarities in one answer is no answer (the external set's rule)."""
+    assert answer_correct("いいえ。委託しない", ["いいえ"], False, "yesno")
+    assert not answer_correct("はい、いいえ", ["いいえ"], False, "yesno")
+
+
+def test_cross_evidence_list_is_read(tmp_path: Path) -> None:
+    """External cross questions carry one evidence string per card; loading them used to raise TypeError."""
+    from qa.evaluation import find_evidence, load_gold
+
+    row = {"id": "x1", "question": "q", "type": "cross", "answers": ["a"], "cards": ["c1", "c2"],
+           "evidence": ["foo bar", "baz"]}
+    path = tmp_path / "gold.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    (item,) = load_gold(path)
+    assert item.evidence == ("foo bar", "baz")
+    spans = find_evidence(item.evidence, {"c1": "x\nfoo bar\n", "c2": "baz"}, item.cards)
+    assert [(s.card, s.line) for s in spans] == [("c1", 2), ("c2", 1)]
 
 
 # -- abstention -----------------------------------------------------------------------------------------

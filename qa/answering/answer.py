@@ -14,6 +14,8 @@ class Citation:
     section: str  # breadcrumb
     quote: str  # a verbatim substring of the source file
     line: int  # 1-based line of the quote in the source file
+    label: str = ""  # what the quote is: its block and field (提供先4 > ③提供する情報), when it is a field
+    end_line: int = 0  # last line of the passage the quote stands in (0: the quote's own line)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -27,11 +29,20 @@ class Retrieved:
     source: str
     section: str
     score: float
-    text: str
+    text: str  # the unit's verbatim source lines
     line: int = 0
+    end_line: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"card": self.card, "source": self.source, "section": self.section, "score": self.score, "text": self.text}
+        return {
+            "card": self.card,
+            "source": self.source,
+            "section": self.section,
+            "score": self.score,
+            "text": self.text,
+            "line": self.line,
+            "end_line": self.end_line,
+        }
 
 
 @dataclass

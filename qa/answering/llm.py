@@ -13,7 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from qa.answering.answer import Answer
-from qa.answering.understanding import Question
+from qa.question import Question
 from qa.errors import QAError
 from qa.retrieval import Hit
 

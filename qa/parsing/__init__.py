@@ -43,8 +43,10 @@ def parse_card(source: SourceText, card_id: str | None = None, relative_to: Path
     _read_metadata(card, source)
     table_rows = sum(1 for line in source.norm_lines if "\t" in line or line.lstrip().startswith("|"))
     if table_rows >= 20:
+        card.layout = "table"
         parse_structured(card, source)
     else:
+        card.layout = "layout"
         parse_layout_text(card, source)
     _reconcile_choices(card)
     if not card.affair:

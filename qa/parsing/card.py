@@ -119,6 +119,10 @@ class Card:
     municipality: str | None = None
     published: str | None = None
     affair: str | None = None
+    # How the file was read: "table" (label/value cells: fields are reliable) or "layout" (a PDF-to-text
+    # extraction whose labels and values are out of order: a field may be empty only because its value
+    # stands elsewhere).
+    layout: str | None = None
     sections: list[Section] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 

@@ -1,0 +1,520 @@
+"""The offline reader: route a question by what it asks, read the answer off the structure or the best passage,
+and cite every part verbatim; say "not stated" when the evidence is absent or weak.
+
+Routes, from the analysed `Question` (qa/question.py): the cover page (metadata), blocks (提供先, 委託事項 …: lists,
+counts, one block by number or content), one field of the form, the change history, otherwise the passage that
+retrieval ranks first in the report meant. Across reports (which report …, how many, the most …) each report is
+read the same way and the answers are compared. The thresholds come from qa/data/weights.json (fitted).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qa.answering.answer import Answer, Citation, Retrieved
+from qa.answering.extract import date_key, extract, number_key, rank_sentences, sentences
+from qa.catalog import FieldSpec, catalog
+from qa.chunking import clean_line
+from qa.parsing.card import Card, Field, Record, label_key
+from qa.question import Question
+from qa.reading import SourceText, normalize
+from qa.retrieval import Hit, HybridSearcher
+
+NOT_STATED = {"ja": "評価書に記載が見つかりません。", "en": "Not stated in the report."}
+MAX_EVIDENCE = 240
+MAX_LIST = 40
+_NOUN = re.compile(r"[一-龥々ァ-ヴーA-Za-z0-9・]{2,}")  # names and nouns: what singles a block out (not verbs)
+_META = {"number": "評価書番号", "published": "公表日", "evaluator": "評価実施機関名", "kind": "評価書の種類", "title": "評価書名"}
+
+
+@dataclass
+class Evidence:
+    """One part of an answer: the text shown, and where it stands in the card."""
+
+    text: str
+    section: str
+    label: str
+    line: int
+    end_line: int
+    strength: float = 0.0
+
+
+class Reader:
+    def __init__(self, cards: dict[str, Card], source: Callable[[str], SourceText], searcher: HybridSearcher) -> None:
+        self.cards = cards
+        self.source = source
+        self.searcher = searcher
+        self.catalog = catalog()
+        self.weights = searcher.weights
+        self._idf = self._fit_idf()
+        self._texts: dict[str, str] = {}
+        self._record_terms: dict[tuple[int, int], set[str]] = {}
+        self._vocab = {w for f in self.catalog.fields for w in f.names} | {
+            w for r in self.catalog.records for w in r.names
+        }
+
+    def _fit_idf(self) -> dict[str, float]:
+        df: Counter[str] = Counter()
+        n = 0
+        for toks in self.searcher.index.tokens:
+            df.update(set(toks))
+            n += 1
+        return {t: math.log(1 + n / (1 + c)) for t, c in df.items()}
+
+    def hits_for(self, q: Question, card_id: str, k: int = 10) -> list[Hit]:
+        """Retrieval within one report, for reading each report of a question across reports."""
+        return self.searcher.search_query(self.searcher.query_for(q, q.vector, cards=(card_id,)), k)
+
+    def terms(self, text: str) -> list[str]:
+        return self.searcher.segmenter.tokens(text)
+
+    # == entry ==========================================================================================
+    def answer(self, q: Question, hits: list[Hit]) -> Answer:
+        result = self._answer(q, hits)
+        result.retrieved = [
+            Retrieved(h.chunk.card, h.chunk.source, h.chunk.section, round(h.score, 5), h.chunk.verbatim or h.chunk.text,
+                      h.chunk.line, h.chunk.end_line)
+            for h in hits
+        ]
+        return result
+
+    def _answer(self, q: Question, hits: list[Hit]) -> Answer:
+        if q.unknown_place:
+            return self.abstain(q, hits, f"「{q.unknown_place}」の評価書はこのコーパスにありません。",
+                                f"There is no report from {q.unknown_place} in this corpus.")
+        if len(q.cards) > 1 and (q.cross or (q.superlative and not q.record_numbers)):
+            return self.cross(q, hits)
+        card = self.pick_card(q, hits)
+        if card is None:
+            return self.abstain(q, hits, "該当する評価書が見つかりません。", "No matching report was found.")
+        own = [h for h in hits if h.chunk.card == card.id]
+        result = self.single(q, card, own)
+        result.cards = [card.id]
+        if not q.named and len(self.cards) > 1 and not result.abstained:
+            result.answer = f"【{card.label}】{result.answer}"
+        return result
+
+    def pick_card(self, q: Question, hits: list[Hit]) -> Card | None:
+        if len(q.cards) == 1:
+            return self.cards.get(q.cards[0])
+        totals: Counter[str] = Counter()
+        for h in hits[:5]:
+            totals[h.chunk.card] += h.score
+        best = totals.most_common(1)
+        return self.cards.get(best[0][0]) if best else None
+
+    # == one report =====================================================================================
+    def single(self, q: Question, card: Card, hits: list[Hit]) -> Answer:
+        route = self.weights["field_route"]
+        spec = q.top_field.spec if q.top_field and q.top_field.score >= route else None
+        if spec is not None and spec.meta:
+            return self.metadata(q, card, spec, hits)
+        if q.money and not any("円" in h.chunk.text for h in hits[:5]):
+            return self.abstain(q, hits, "評価書は金額を記載する様式ではなく、該当する記載が見つかりません。",
+                                "The form records no amounts of money; nothing found.", card)
+        if q.changes:
+            changed = self.changes(q, card)
+            if changed is not None:
+                return changed
+        kind = self.block_kind(q, card, spec)
+        if kind:
+            result = self.records(q, card, kind, spec, hits)
+            if result is not None:
+                return result
+        if spec is not None and not spec.record:
+            result = self.field(q, card, spec, hits)
+            if result is not None:
+                return result
+        return self.passage(q, card, hits)
+
+    def block_kind(self, q: Question, card: Card, spec: FieldSpec | None) -> str | None:
+        """The blocks to read: those the asked field belongs to; or those the question names, when it asks for
+        blocks (a list, a count, one by number, whether one exists) or for a field the blocks hold."""
+        if spec is not None and spec.record and spec.record != "変更箇所":
+            return spec.record
+        if q.record is None or q.record.kind == "変更箇所":
+            return None
+        kind = q.record.kind
+        if q.wants_list or q.record_numbers or q.yesno or q.answer_type in ("number", "list", "organisation"):
+            return kind
+        if spec is not None and any(self.field_of(r, spec) for r in card.records(kind)):
+            return kind
+        return None
+
+    def metadata(self, q: Question, card: Card, spec: FieldSpec, hits: list[Hit]) -> Answer:
+        value = getattr(card, spec.meta or "", None)
+        label = _META.get(spec.meta or "", spec.label)
+        if not value:
+            return self.abstain(q, hits, f"この評価書には{label}の記載がありません（表紙がないか、空欄です）。",
+                                f"The report does not state its {label} (no cover page, or left blank).", card)
+        ev = self.locate(card, value, 1, max(40, min((s.line for s in card.sections), default=40)), "表紙", label)
+        return self.compose(q, card, [ev], short=value, kind=spec.type)
+
+    # -- blocks -----------------------------------------------------------------------------------------
+    def records(self, q: Question, card: Card, kind: str, spec: FieldSpec | None, hits: list[Hit]) -> Answer | None:
+        all_records = [r for r in card.records(kind) if any(not f.empty for f in r.fields) or r.name]
+        if q.record_numbers:
+            chosen = [r for r in all_records if r.number in q.record_numbers]
+            if not chosen:
+                numbers = "、".join(f"{kind}{n}" for n in q.record_numbers)
+                return self.abstain(q, hits, f"この評価書に{numbers}の記載はありません。", f"The report has no {numbers}.", card)
+            return self.from_records(q, card, chosen, kind, spec, hits)
+        if not all_records:
+            if spec is not None and spec.type == "yesno":
+                return None
+            return self.abstain(q, hits, f"この評価書には{kind}の記載がありません。", f"The report lists no {kind}.", card)
+        chosen, narrowed = self.narrow(q, all_records)
+        if q.answer_type == "number" and not narrowed:
+            return self.count(q, card, kind, all_records)
+        holds_spec = spec is not None and any(self.field_of(r, spec) for r in chosen)
+        if q.yesno and not holds_spec:
+            if spec is not None and spec.record == kind:
+                return None  # the blocks lack the asked field (a scrambled extraction): read the passages
+            # Whether such a block exists (one the question singles out, or any at all).
+            return self.presence(q, card, kind, chosen if narrowed else all_records, narrowed)
+        return self.from_records(q, card, chosen, kind, spec if holds_spec else None, hits)
+
+    def narrow(self, q: Question, records: list[Record]) -> tuple[list[Record], bool]:
+        """The blocks the question singles out by their content (a recipient's name, a kind of work)."""
+        toks = [self.record_terms(r) for r in records]
+        q_terms = set(self.terms(q.norm)) - {t for w in q.identity for t in self.terms(w)}
+        everywhere = set.intersection(*toks) if toks else set()
+        scores = []
+        for t in toks:
+            shared = (q_terms & t) - everywhere
+            scores.append(sum(self._idf.get(x, 1.0) for x in shared if _NOUN.fullmatch(x) and x.lower() not in self._vocab))
+        best = max(scores, default=0.0)
+        if best < self.weights.get("narrow_min", 3.0):
+            return records, False
+        keep = 0.5 if q.wants_list else 0.8
+        chosen = [r for r, s in zip(records, scores) if s >= best * keep]
+        return chosen, len(chosen) < len(records)
+
+    def from_records(
+        self, q: Question, card: Card, records: list[Record], kind: str, spec: FieldSpec | None, hits: list[Hit]
+    ) -> Answer:
+        rspec = self.catalog.record(kind)
+        # The field asked about inside each block; none when the question asks for the blocks themselves.
+        sub = spec if spec is not None and label_key(spec.label) != kind else None
+        if sub is None and rspec is not None and rspec.who_field and q.answer_type in ("organisation", "list") and not q.record_numbers:
+            sub = self.catalog.field(rspec.who_field)
+        if sub is None and len(records) == 1 and q.fields:
+            sub = next((m.spec for m in q.fields[:4] if m.spec.record == kind or any(records[0].get(label_key(x)) for x in m.spec.labels)), None)
+        parts: list[Evidence] = []
+        values: list[str] = []
+        if sub is not None and not any(self.field_of(r, sub) for r in records):
+            loose = self.section_fields(card, records, sub)
+            if loose:  # a scrambled extraction left the blocks' fields at section level: read them there
+                return self.compose(q, card, loose, short=None if len(loose) > 1 else self.short_of(q, loose[0].text),
+                                    kind="list" if len(loose) > 1 else q.answer_type)
+        for r in records[:MAX_LIST]:
+            f = self.field_of(r, sub) if sub is not None else None
+            if f is not None and not f.empty:
+                value = self.value_text(f)
+                parts.append(Evidence(value, r.breadcrumb, f"{r.title} > {f.label}", f.line, f.end_line))
+            else:
+                value = self.record_name(r, rspec.name_fields if rspec else ())
+                parts.append(Evidence(value, r.breadcrumb, r.title, r.line, r.end_line))
+            values.append(value)
+        if q.yesno:
+            return self.polarity(q, card, parts)
+        distinct = list(dict.fromkeys(v for v in values if v))
+        if len(records) == 1:
+            short = distinct[0] if distinct else None
+            return self.compose(q, card, parts[:1], short=self.short_of(q, short or "") or short, kind=q.answer_type)
+        joiner = "; " if q.english else "、"
+        text = joiner.join(distinct)
+        head = f"{kind} {len(records)} blocks: " if q.english else f"{kind}（{len(records)}件）: "
+        return self.compose(q, card, parts, short=head + text, kind="list", listing=True)
+
+    def section_fields(self, card: Card, records: list[Record], spec: FieldSpec) -> list[Evidence]:
+        """Fields labelled as `spec` that stand in the blocks' section but outside any block."""
+        homes = {" > ".join(r.path[:-1]) for r in records}
+        keys = {label_key(x) for x in spec.labels}
+        out = []
+        for section in card.walk():
+            if section.breadcrumb not in homes and not any(h.startswith(section.breadcrumb) for h in homes):
+                continue
+            for f in section.fields:
+                if (f.key in keys or any(k in f.key for k in keys)) and not f.empty:
+                    out.append(Evidence(self.value_text(f), section.breadcrumb, f.label, f.line, f.end_line))
+        return out
+
+    def record_terms(self, r: Record) -> set[str]:
+        key = (id(r), r.line)
+        cached = self._record_terms.get(key)
+        if cached is None:
+            text = normalize(" ".join([r.name or "", *(f.value for f in r.fields)]))
+            cached = self._record_terms[key] = set(self.terms(text))
+        return cached
+
+    def field_of(self, r: Record, spec: FieldSpec) -> Field | None:
+        for label in spec.labels:
+            f = r.get(label_key(label))
+            if f is not None:
+                return f
+        return None
+
+    @staticmethod
+    def record_name(r: Record, name_fields: tuple[str, ...]) -> str:
+        if r.name:
+            return r.name
+        for label in name_fields:
+            value = r.value(label_key(label))
+            if value:
+                return value.split("\n")[0].strip()
+        return r.name or r.title
+
+    def count(self, q: Question, card: Card, kind: str, records: list[Record]) -> Answer:
+        rspec = self.catalog.record(kind)
+        parts = [Evidence(r.title, r.breadcrumb, r.title, r.line, r.line) for r in records[:3]]
+        stated = None
+        if rspec and rspec.count_field:
+            for _, f in card.fields():
+                if f.key == label_key(rspec.count_field) and f.value:
+                    stated = f
+                    break
+        n = len({r.number for r in records})
+        if stated is not None:
+            parts.insert(0, Evidence(clean_line(stated.value), "", stated.label, stated.line, stated.end_line))
+            short = f"{clean_line(stated.value)}（{kind}の記載 {n}件）" if not q.english else f"{clean_line(stated.value)} ({n} {kind} blocks)"
+        else:
+            short = f"{kind} {n}件" if not q.english else f"{n} ({kind})"
+        return self.compose(q, card, parts, short=short, kind="number")
+
+    def presence(self, q: Question, card: Card, kind: str, matched: list[Record], narrowed: bool = True) -> Answer:
+        yes = bool(matched)
+        rspec = self.catalog.record(kind)
+        parts = [Evidence(self.record_name(r, rspec.name_fields if rspec else ()), r.breadcrumb, r.title, r.line, r.end_line)
+                 for r in matched[:5]]
+        word = self.yes_word(q, yes)
+        if yes:
+            return self.compose(q, card, parts, short=word, kind="yesno")
+        reason = f"現在の{kind}の記載に該当するものはありません。" if not q.english else f"No current {kind} block matches."
+        if not narrowed:
+            reason = f"{kind}の記載がありません。" if not q.english else f"The report lists no {kind}."
+        return Answer(q.text, f"{word}。{reason}" if not q.english else f"{word}. {reason}", False, [], kind="yesno")
+
+    # -- one field ---------------------------------------------------------------------------------------
+    def instances(self, card: Card, spec: FieldSpec) -> list[tuple[str, Field]]:
+        keys = {label_key(x) for x in spec.labels}
+        found = []
+        for owner, f in card.fields():
+            if getattr(owner, "kind", None) == "変更箇所":
+                continue
+            if f.key in keys or any(k in f.key for k in keys if len(k) >= 4):
+                crumb = owner.breadcrumb
+                if spec.section and spec.section not in crumb and spec.section not in (f.group or ""):
+                    continue
+                found.append((crumb, f))
+        return found
+
+    def field(self, q: Question, card: Card, spec: FieldSpec, hits: list[Hit]) -> Answer | None:
+        picked = self.pick_field(q, card, spec, hits)
+        if isinstance(picked, Answer) or picked is None:
+            return picked
+        crumb, f = picked
+        parts = [Evidence(self.value_text(f), crumb, f.label, f.line, f.end_line)]
+        if q.yesno:
+            return self.polarity(q, card, parts)
+        # A question may ask for two fields at once (the department and its head's title).
+        second = next((m for m in q.fields[1:3] if m.score >= self.weights["field_route"] and m.score >= q.fields[0].score * 0.85
+                       and m.spec.label != spec.label and not m.spec.record and not m.spec.meta), None)
+        if second is not None:
+            other = self.pick_field(q, card, second.spec, hits)
+            if isinstance(other, tuple) and other[1] is not f:
+                parts.append(Evidence(self.value_text(other[1]), other[0], other[1].label, other[1].line, other[1].end_line))
+        value = parts[0].text
+        short = self.short_of(q, value)
+        if spec.type == "yesno":
+            short = f"{self.yes_word(q, self.is_positive(normalize(value)))}（{value}）"
+        return self.compose(q, card, parts, short=short, kind=spec.type)
+
+    def pick_field(self, q: Question, card: Card, spec: FieldSpec, hits: list[Hit]) -> tuple[str, Field] | Answer | None:
+        """The instance of `spec` in the card that retrieval ranks highest; an abstention when the form's part
+        is absent from the report or left blank; None to read the passages instead."""
+        found = self.instances(card, spec)
+        strong = q.top_field is not None and q.top_field.lexical >= 0.99
+        if not found:
+            if strong and not self.mentions(card, spec):
+                return self.abstain(q, hits, f"この評価書には「{spec.label}」の記載がありません。",
+                                    f"The report has no 「{spec.label}」.", card)
+            return None
+        rank = {h.chunk.line: i for i, h in reversed(list(enumerate(hits)))}
+
+        def order(item: tuple[str, Field]) -> int:
+            f = item[1]
+            near = [i for line, i in rank.items() if f.line <= line <= f.end_line or line <= f.line <= line + 3]
+            return min(near) if near else 99
+
+        found.sort(key=order)
+        filled = [(c, f) for c, f in found if not f.empty]
+        if not filled:
+            if card.layout == "layout":
+                return None  # the value may stand elsewhere in a scrambled extraction: read the passages
+            if q.yesno:  # an optional part of the form left blank: it was not done
+                word = self.yes_word(q, False)
+                why = f"「{spec.label}」は空欄です" if not q.english else f"「{spec.label}」 is left blank"
+                crumb, f = found[0]
+                cite = self.cite(card, Evidence(f.label, crumb, f.label, f.line, f.end_line))
+                return Answer(q.text, f"{word}（{why}） [1]", False, [cite], kind="yesno")
+            return self.abstain(q, hits, f"「{spec.label}」は空欄です。", f"「{spec.label}」 is left blank.", card)
+        return filled[0]
+
+    def mentions(self, card: Card, spec: FieldSpec) -> bool:
+        """Whether the report's text names the field at all (its parse may have missed it)."""
+        text = self._texts.get(card.id)
+        if text is None:
+            text = self._texts[card.id] = "".join(self.source(card.id).norm_lines)
+        return any(label_key(x) in text for x in spec.labels if len(label_key(x)) >= 3)
+
+    @staticmethod
+    def value_text(f: Field) -> str:
+        if f.selected:
+            return "・".join(f.selected)
+        return clean_line(f.value.replace("\n", " "))
+
+    # -- change history ----------------------------------------------------------------------------------
+    def changes(self, q: Question, card: Card) -> Answer | None:
+        query = self.searcher.query_for(q, q.vector, cards=(card.id,))
+        query.only_kind = "変更箇所"
+        rows = self.searcher.search_query(query, 5)
+        if not rows:
+            return None
+        top = rows[0].chunk
+        parts = [Evidence(top.text.replace("\n", " / "), top.section, top.label, top.line, top.end_line)]
+        if len(rows) > 1 and rows[1].score >= rows[0].score * 0.9:
+            nxt = rows[1].chunk
+            parts.append(Evidence(nxt.text.replace("\n", " / "), nxt.section, nxt.label, nxt.line, nxt.end_line))
+        short = None
+        if q.answer_type == "date":
+            dates = extract(top.text, "date")
+            short = dates[0] if dates else None
+        return self.compose(q, card, parts, short=short, kind="span")
+
+    # -- the best passage --------------------------------------------------------------------------------
+    def passage(self, q: Question, card: Card, hits: list[Hit]) -> Answer:
+        if not hits:
+            return self.abstain(q, hits, "", "", card)
+        strength = hits[0].dense
+        if strength < self.weights["abstain_below"]:
+            return self.abstain(q, hits, "", "", card)
+        q_terms = [t for t in self.terms(q.norm) if t.lower() not in {w.lower() for w in q.identity}]
+        type_kind = {"range": "range"}.get(q.answer_type, q.answer_type)
+        parts: list[Evidence] = []
+        for h in hits[:2]:
+            if parts and h.score < hits[0].score * self.weights.get("second_passage", 0.85):
+                break
+            ranked = rank_sentences(h.chunk.text, q_terms, self._idf, self.terms, type_kind)
+            if not ranked:
+                continue
+            best = ranked[0].text
+            parts.append(Evidence(best, h.chunk.section, h.chunk.label, h.chunk.line, h.chunk.end_line, h.dense))
+        if not parts:
+            return self.abstain(q, hits, "", "", card)
+        if q.yesno:
+            return self.polarity(q, card, parts[:1])
+        return self.compose(q, card, parts, short=self.short_of(q, parts[0].text), kind=q.answer_type)
+
+    def short_of(self, q: Question, text: str) -> str | None:
+        """The value of the asked type in `text`, when the question asks for one (a date, a period, a count)."""
+        kind = q.answer_type
+        if kind in ("date", "duration", "frequency", "number", "contact"):
+            values = extract(text, kind)
+            if not values and kind == "number":
+                values = extract(text, "range")
+            return "、".join(dict.fromkeys(values)) if values else None
+        return None
+
+    # -- yes / no ----------------------------------------------------------------------------------------
+    def polarity(self, q: Question, card: Card, parts: list[Evidence]) -> Answer:
+        text = normalize(parts[0].text)
+        yes = self.is_positive(text)
+        return self.compose(q, card, parts, short=self.yes_word(q, yes), kind="yesno")
+
+    def is_positive(self, text: str) -> bool:
+        negatives = sorted(self.catalog.yesno.get("negative", ()), key=len, reverse=True)  # type: ignore[arg-type]
+        positives = sorted(self.catalog.yesno.get("positive", ()), key=len, reverse=True)  # type: ignore[arg-type]
+        neg = min((text.find(w) for w in negatives if w in text), default=-1)
+        pos = min((text.find(w) for w in positives if w in text), default=-1)
+        if neg >= 0 and (pos < 0 or neg <= pos):
+            return False
+        return True
+
+    def yes_word(self, q: Question, yes: bool) -> str:
+        key = ("yes_" if yes else "no_") + ("en" if q.english else "ja")
+        return str(self.catalog.yesno.get(key, "yes" if yes else "no"))
+
+    # == across reports =================================================================================
+    def cross(self, q: Question, hits: list[Hit]) -> Answer:
+        from qa.answering.cross import answer_across
+
+        return answer_across(self, q, hits)
+
+    # == composing ======================================================================================
+    def locate(self, card: Card, text: str, first: int, last: int, section: str, label: str) -> Evidence:
+        return Evidence(text, section, label, first, last)
+
+    def cite(self, card: Card, ev: Evidence) -> Citation:
+        """A verbatim quote for `ev`: its text found in the file within its lines, else the best piece of it."""
+        source = self.source(card.id)
+        first, last = ev.line, max(ev.end_line, ev.line)
+        needle = normalize(ev.text)
+        candidates = [needle[:100]] + sorted((p for p in re.split(r"[\s、。・/]+", needle) if len(p) >= 3), key=len, reverse=True)
+        for piece in candidates:
+            piece = piece.strip()
+            if len(piece) < 2:
+                continue
+            found = source.find_quote(piece, first, last)
+            if found is not None:
+                line, quote = found
+                return Citation(card.id, card.label, card.source, ev.section, quote.strip() or quote, line, ev.label, last)
+        for n in range(first, min(last, source.line_count) + 1):
+            raw = source.raw_line(n).strip()
+            if raw:
+                return Citation(card.id, card.label, card.source, ev.section, raw[:120], n, ev.label, last)
+        return Citation(card.id, card.label, card.source, ev.section, source.raw_line(first).strip() or card.id, first, ev.label, last)
+
+    def compose(
+        self, q: Question, card: Card, parts: list[Evidence], short: str | None, kind: str, listing: bool = False
+    ) -> Answer:
+        citations = [self.cite(card, ev) for ev in parts[:MAX_LIST]]
+        if listing:
+            body = _trim(short or "", 1200)
+        else:
+            evidence = " / ".join(_trim(ev.text, MAX_EVIDENCE) for ev in parts)
+            body = evidence if not short or short in evidence and len(evidence) < 60 else f"{short}\n{evidence}"
+        marks = "".join(f"[{i + 1}]" for i in range(min(len(citations), 3)))
+        return Answer(q.text, f"{body} {marks}".strip(), False, citations, kind=kind)
+
+    def abstain(self, q: Question, hits: list[Hit], reason_ja: str, reason_en: str, card: Card | None = None) -> Answer:
+        lang = "en" if q.english else "ja"
+        reason = reason_en if q.english else reason_ja
+        where = f"（{card.label}）" if card is not None and not q.english else (f" ({card.label})" if card else "")
+        text = f"{NOT_STATED[lang]}{where} {reason}".strip()
+        near = [h for h in hits if card is None or h.chunk.card == card.id][:3]
+        if near:
+            text += ("\n近い記載: " if lang == "ja" else "\nNearest passages: ") + " / ".join(
+                f"{h.chunk.section} {h.chunk.line}行" if lang == "ja" else f"{h.chunk.section} line {h.chunk.line}" for h in near
+            )
+        return Answer(q.text, text, True, [], cards=[card.id] if card else [], kind="abstain")
+
+
+def _trim(text: str, limit: int) -> str:
+    """Shorten at a sentence or word boundary, never mid-word."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    for mark in ("。", "、", " ", "・"):
+        pos = cut.rfind(mark)
+        if pos >= limit * 0.6:
+            return cut[: pos + 1].rstrip() + "…"
+    return cut + "…"
+
+
+__all__ = ["Evidence", "NOT_STATED", "Reader", "sentences"]

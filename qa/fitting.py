@@ -1,0 +1,126 @@
+"""Fit the retrieval and routing weights on one question set, report them on another, write them as data.
+
+The split is stated in the output file: weights are chosen on the training set only (coordinate ascent over a
+small grid per weight, answer accuracy as the objective, ties kept at the current value), then measured once on
+the held-out set. `qa fit` runs it; the result is qa/data/weights.json, which retrieval and the reader read.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.evaluation import GoldItem, answer_correct, load_gold
+from qa.retrieval import DEFAULT_WEIGHTS, WEIGHTS_PATH
+
+# Candidate values per weight: wide enough to find the region, small enough to fit in minutes.
+GRID: dict[str, tuple[float, ...]] = {
+    "field_route": (0.3, 0.4, 0.5, 0.6, 0.8),
+    "field_dense": (0.0, 0.5, 1.0, 2.0),
+    "field_dense_floor": (0.75, 0.8, 0.85, 0.88),
+    "w_dense": (0.5, 1.0, 1.5, 2.0),
+    "w_struct": (0.0, 0.5, 0.75, 1.5),
+    "w_kind": (0.0, 0.25, 0.5, 1.0),
+    "change_weight": (0.1, 0.3, 0.6),
+    "risk_weight": (0.4, 0.6, 0.8, 1.0),
+    "narrow_min": (2.0, 3.0, 5.0, 8.0),
+    "second_passage": (0.7, 0.85, 1.01),
+    "abstain_below": (0.0, 0.75, 0.78, 0.8, 0.82, 0.84),
+}
+
+
+@dataclass
+class FitResult:
+    weights: dict[str, float]
+    train_accuracy: float
+    held_out_accuracy: float | None
+    train_file: str
+    held_out_file: str | None
+    rounds: int
+
+
+def accuracy(ask: Callable[[str], Any], items: Sequence[GoldItem]) -> float:
+    right = 0
+    for item in items:
+        answer = ask(item.question)
+        right += answer_correct(answer.answer, item.answers, answer.abstained, item.type)
+    return right / max(1, len(items))
+
+
+def fit(
+    assistant: Any,
+    train: Sequence[GoldItem],
+    grid: dict[str, tuple[float, ...]] = GRID,
+    rounds: int = 2,
+    log: Callable[[str], None] = lambda _m: None,
+) -> tuple[dict[str, float], float]:
+    """Coordinate ascent on `assistant`'s live weights (searcher and reader share one dict)."""
+    weights = assistant.searcher.weights
+    best = accuracy(assistant.ask, train)
+    log(f"start: {best:.3f}")
+    for round_no in range(rounds):
+        changed = False
+        for name, values in grid.items():
+            current = weights.get(name, DEFAULT_WEIGHTS.get(name, 0.0))
+            for value in values:
+                if value == current:
+                    continue
+                weights[name] = value
+                score = accuracy(assistant.ask, train)
+                if score > best + 1e-9:
+                    best, current, changed = score, value, True
+                    log(f"round {round_no + 1}: {name}={value} → {score:.3f}")
+            weights[name] = current
+        if not changed:
+            break
+    return dict(weights), best
+
+
+def write_weights(result: FitResult, path: Path = WEIGHTS_PATH) -> None:
+    data = {
+        "comment": "Fitted by `qa fit` (qa/fitting.py): chosen on the training file only, reported on the held-out file.",
+        "fitted_at": _dt.date.today().isoformat(),
+        "train_file": result.train_file,
+        "held_out_file": result.held_out_file,
+        "train_accuracy": round(result.train_accuracy, 4),
+        "held_out_accuracy": None if result.held_out_accuracy is None else round(result.held_out_accuracy, 4),
+        "weights": {k: result.weights[k] for k in sorted(result.weights)},
+    }
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def run_fit(assistant: Any, train_file: Path, held_out_file: Path | None, log: Callable[[str], None]) -> FitResult:
+    train = load_gold(train_file)
+    weights, train_acc = fit(assistant, train, log=log)
+    held = accuracy(assistant.ask, load_gold(held_out_file)) if held_out_file else None
+    return FitResult(weights, train_acc, held, str(train_file), str(held_out_file) if held_out_file else None, 2)
+
+
+def cmd_fit(args: Any) -> int:
+    from qa.api import Assistant
+    from qa.evaluation import _settings_from
+
+    settings = _settings_from(args)
+    assistant = Assistant.load(settings=settings, build_if_needed=True)
+    train = Path(args.train) if args.train else settings.root / "eval" / "gold.jsonl"
+    held = Path(args.held_out) if args.held_out else None
+    result = run_fit(assistant, train, held, log=lambda m: print(m, flush=True))  # noqa: T201
+    if not args.dry_run:
+        write_weights(result)
+    held_text = f"{result.held_out_accuracy:.3f} on {held}" if held else "no held-out file"
+    print(f"fitted on {train}: {result.train_accuracy:.3f}; {held_text}")  # noqa: T201
+    return 0
+
+
+def add_fit_command(subparsers: Any) -> Any:
+    """Register `qa fit [--train FILE] [--held-out FILE] [--dry-run]`."""
+    p = subparsers.add_parser("fit", help="fit retrieval and routing weights on a gold file, report on another")
+    p.add_argument("--train", help="gold file the weights are chosen on (default: <root>/eval/gold.jsonl)")
+    p.add_argument("--held-out", help="gold file measured once with the fitted weights (never used for choosing)")
+    p.add_argument("--dry-run", action="store_true", help="print, do not write qa/data/weights.json")
+    p.set_defaults(func=cmd_fit)
+    return p

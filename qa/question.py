@@ -1,0 +1,291 @@
+"""What a question asks, by general means: its answer type, the reports it names, the form's fields it is about.
+
+Everything here is mechanism; every word it looks for comes from the catalog (qa/data/catalog.toml): answer-type
+cues, field names in Japanese and English, places with their romanisations, report subjects. Field matching
+combines the names a question contains (lexical) with the embedder's similarity between the question and each
+field's description (dense), with weights fitted on data (qa/data/weights.json).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qa.catalog import Catalog, FieldSpec, RecordSpec, catalog
+from qa.reading import normalize
+
+if TYPE_CHECKING:
+    from qa.parsing.card import Card
+
+_QUOTED = re.compile(r"[「『\"“](.+?)[」』\"”]")
+_ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+_TYPE_ORDER = ("duration", "frequency", "date", "number", "reason", "method", "organisation", "list")
+
+
+@dataclass
+class FieldMatch:
+    spec: FieldSpec
+    score: float
+    lexical: float
+    dense: float = 0.0
+
+
+@dataclass
+class Question:
+    text: str
+    norm: str
+    english: bool
+    answer_type: str  # one of _TYPE_ORDER, "yesno" or "span"
+    yesno: bool
+    wants_list: bool
+    cross: bool
+    superlative: str | None  # "min" / "max"
+    changes: bool
+    risks: bool
+    money: bool
+    cards: tuple[str, ...]  # the reports in scope
+    named: bool  # the question (or the caller's filter) names its reports
+    unknown_place: str | None  # a place named that has no report here
+    record: RecordSpec | None  # the block kind asked about (提供先, 委託事項, …)
+    record_numbers: list[int] = field(default_factory=list)
+    quoted: list[str] = field(default_factory=list)
+    fields: list[FieldMatch] = field(default_factory=list)  # best first
+    identity: set[str] = field(default_factory=set)  # words that only name a report (川崎市, 生活保護)
+    vector: Any = None  # the question embedded as a query, once
+
+    @property
+    def low(self) -> str:
+        return self.norm.lower()
+
+    @property
+    def top_field(self) -> FieldMatch | None:
+        return self.fields[0] if self.fields else None
+
+
+def is_english(norm: str) -> bool:
+    letters = len(re.findall(r"[A-Za-z]", norm))
+    return len(_ENGLISH_WORD.findall(norm)) >= 3 and letters > len(_CJK.findall(norm))
+
+
+@functools.lru_cache(maxsize=8192)
+def _ascii_word(word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![a-z-]){re.escape(word)}(?![a-z])")
+
+
+def _contains(low: str, word: str) -> bool:
+    """`word` in the question; ASCII words only at word boundaries (so 'use' is not found in 'because')."""
+    if not word:
+        return False
+    if word.isascii():
+        return word in low and _ascii_word(word).search(low) is not None
+    return word in low
+
+
+def _position(low: str, word: str) -> int:
+    """Where `word` ends in the question (-1 when absent)."""
+    if word.isascii():
+        m = None
+        for m in _ascii_word(word).finditer(low):
+            pass
+        return m.end() if m else -1
+    pos = low.rfind(word)
+    return pos + len(word) if pos >= 0 else -1
+
+
+def _head(low: str, word: str) -> bool:
+    """`word` stands as a word of its own, not as the tail of a longer compound (ネットワークシステム)."""
+    if word.isascii():
+        return _contains(low, word)
+    for m in re.finditer(re.escape(word), low):
+        before = low[m.start() - 1] if m.start() else ""
+        if not before or not re.match(r"[一-龥々ァ-ヴーA-Za-z0-9]", before):
+            return True
+    return False
+
+
+def answer_type(low: str, cat: Catalog) -> str:
+    for name in _TYPE_ORDER:
+        if any(_contains(low, cue) for cue in cat.answer_types.get(name, ())):
+            return name
+    return "span"
+
+
+def is_yesno(norm: str, english: bool, cat: Catalog) -> bool:
+    low = norm.lower().strip()
+    wh = any(_contains(low, normalize(cue).lower()) for cue in cat.yesno.get("wh", ()))  # type: ignore[union-attr]
+    if english:
+        first = re.match(r"[a-z]+", low)
+        return bool(first) and first.group(0) in cat.yesno.get("starts_en", ()) and not wh  # type: ignore[operator]
+    sentences = [s.strip() for s in re.split(r"(?<=[。?？])", norm) if s.strip()] or [norm]
+    endings = tuple(normalize(e) for e in cat.yesno.get("endings_ja", ()))  # type: ignore[union-attr]
+    return not wh and any(s.rstrip("?？。 ").endswith(tuple(e.rstrip("?") for e in endings)) for s in sentences)
+
+
+def lexical_field_scores(low: str, cat: Catalog) -> dict[str, float]:
+    """Each field's best name found in the question, scored by its length (ASCII names count half)."""
+    out: dict[str, float] = {}
+    for spec in cat.fields:
+        best = 0.0
+        end = -1
+        for name in spec.names:
+            if _contains(low, name):
+                size = len(name) / (2.0 if name.isascii() else 1.0)
+                if size > best:
+                    best, end = size, _position(low, name)
+        if best:
+            if spec.section and normalize(spec.section).lower() in low:
+                best += 2.0
+            # Japanese puts the head last: of two names, the one nearer the end is what is asked.
+            out[spec.id] = min(1.0, best / 4.0) + 0.1 * max(0, end) / max(1, len(low))
+    return out
+
+
+def record_kind(low: str, cat: Catalog) -> RecordSpec | None:
+    best: tuple[float, RecordSpec] | None = None
+    for spec in cat.records:
+        size = max((len(n) / (2.0 if n.isascii() else 1.0) for n in spec.names if _head(low, n)), default=0.0)
+        if size and (best is None or size > best[0]):
+            best = (size, spec)
+    return best[1] if best else None
+
+
+@dataclass
+class Scoping:
+    cards: tuple[str, ...]
+    named: bool
+    unknown_place: str | None
+    identity: set[str]
+
+
+def place_names_of(card: Card, cat: Catalog) -> set[str]:
+    names: set[str] = set()
+    if card.municipality:
+        names.add(normalize(card.municipality).lower())
+        for place in cat.places:
+            if place.name == card.municipality or (card.municipality and place.name in card.municipality):
+                names.update(place.names)
+    return names
+
+
+def affair_names_of(card: Card, cat: Catalog) -> set[str]:
+    subject = normalize(" ".join(x for x in (card.title, card.affair) if x))
+    names: set[str] = set()
+    for affair in cat.affairs:
+        if affair.name in subject:
+            names.update(affair.names)
+    return names
+
+
+def _unknown_places(norm: str, known: set[str], cat: Catalog) -> list[str]:
+    low = norm.lower()
+    found: list[str] = []
+    for name in cat.gazetteer_ja:
+        if name in norm and re.search(re.escape(name) + r"(?![長民役議会])", norm) and name.lower() not in known:
+            found.append(name)
+    for name in cat.gazetteer_en:
+        if _contains(low, name.lower()) and name.lower() not in known:
+            found.append(name)
+    suffixes = "".join(cat.place_suffixes_ja)
+    for m in re.finditer(rf"([一-龥ぁ-んァ-ヴー]{{1,5}}?[{suffixes}])(?:の|は|が|で|に|では|において|、|\s|$)", norm):
+        name = m.group(1)
+        if any(name.endswith(x) or x in name for x in cat.not_places_ja) or len(name) < 2:
+            continue
+        if name.lower() not in known and name not in found and not any(k and k in name.lower() for k in known):
+            found.append(name)
+    words = "|".join(re.escape(w) for w in cat.place_words_en)
+    for m in re.finditer(rf"\b([A-Z][a-z]{{2,}})(?:\s+|')(?:{words})\b", norm, flags=re.I):
+        name = m.group(1)
+        if m.group(1)[0].isupper() and name.lower() not in known and name not in found:
+            found.append(name)
+    return found
+
+
+def scope(norm: str, cards: dict[str, Card], cat: Catalog, only: tuple[str, ...] | None = None) -> Scoping:
+    """The reports a question is about: the caller's filter, else those it names by place and subject."""
+    low = norm.lower()
+    identity: set[str] = set()
+    place_hit: dict[str, float] = {}
+    affair_hit: dict[str, float] = {}
+    known_places: set[str] = set()
+    for cid, card in cards.items():
+        places = place_names_of(card, cat)
+        affairs = affair_names_of(card, cat)
+        known_places |= places
+        for p in cat.places:
+            if p.name == card.municipality and p.prefecture:
+                known_places.add(p.prefecture.lower())
+        identity |= places | affairs
+        place_hit[cid] = max((len(n) for n in places if len(n) >= 2 and _contains(low, n)), default=0)
+        affair_hit[cid] = max((len(n) for n in affairs if len(n) >= 2 and _contains(low, n)), default=0)
+    unknown = _unknown_places(norm, known_places, cat)
+    if only:
+        return Scoping(tuple(c for c in only if c in cards), True, None, identity)
+    scores = {cid: (1.0 if place_hit[cid] else 0.0) + (2.0 if affair_hit[cid] else 0.0) for cid in cards}
+    best = max(scores.values(), default=0.0)
+    if best <= 0:
+        return Scoping(tuple(cards), False, unknown[0] if unknown else None, identity)
+    chosen = tuple(cid for cid, s in scores.items() if s >= best)
+    # A place named that has no report, and no report's place named: "no such report", not another city's.
+    named_place = any(place_hit.values())
+    return Scoping(chosen, True, unknown[0] if unknown and not named_place else None, identity)
+
+
+def understand(
+    text: str,
+    cards: dict[str, Card],
+    only: tuple[str, ...] | None = None,
+    dense_scores: dict[str, float] | None = None,
+    weights: dict[str, float] | None = None,
+    cat: Catalog | None = None,
+) -> Question:
+    """Analyse a question. `dense_scores`: field id → similarity of the question to the field's description."""
+    cat = cat or catalog()
+    norm = normalize(text).strip()
+    low = norm.lower()
+    english = is_english(norm)
+    kind = answer_type(low, cat)
+    yesno = is_yesno(norm, english, cat)
+    scoping = scope(norm, cards, cat, only)
+    lexical = lexical_field_scores(low, cat)
+    w = weights or {}
+    w_lex, w_dense = w.get("field_lexical", 1.0), w.get("field_dense", 1.0)
+    dense = dense_scores or {}
+    floor = w.get("field_dense_floor", 0.80)
+    matches = []
+    for spec in cat.fields:
+        lex = lexical.get(spec.id, 0.0)
+        den = max(0.0, dense.get(spec.id, 0.0) - floor) / max(1e-6, 1.0 - floor)
+        score = w_lex * lex + w_dense * den
+        if score > 0:
+            matches.append(FieldMatch(spec, score, lex, dense.get(spec.id, 0.0)))
+    matches.sort(key=lambda m: -m.score)
+    rec = record_kind(low, cat)
+    numbers = [int(n) for n in re.findall(r"(?:" + "|".join(cat.record_kinds) + r")\s*(\d{1,3})", norm)]
+    numbers += [int(n) for n in re.findall(r"\b(?:system|recipient|transferee)\s*(\d{1,3})\b", low)]
+    superlative = None
+    if any(_contains(low, c) for c in cat.most_cues):
+        superlative = "min" if any(_contains(low, c) for c in cat.smallest_cues) else "max"
+    return Question(
+        text=text,
+        norm=norm,
+        english=english,
+        answer_type="yesno" if yesno else kind,
+        yesno=yesno,
+        wants_list=kind == "list" or any(_contains(low, c) for c in cat.answer_types.get("list", ())),
+        cross=any(_contains(low, c) for c in cat.cross_cues),
+        superlative=superlative,
+        changes=any(_contains(low, c) for c in cat.change_cues),
+        risks=any(_contains(low, c) for c in cat.risk_cues),
+        money=any(_contains(low, c) for c in cat.money_cues),
+        cards=scoping.cards,
+        named=scoping.named,
+        unknown_place=scoping.unknown_place,
+        record=rec,
+        record_numbers=numbers,
+        quoted=[m.strip() for m in _QUOTED.findall(norm) if m.strip()],
+        fields=matches,
+        identity=scoping.identity,
+    )
