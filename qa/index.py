@@ -4,8 +4,9 @@ Layout of `index/`: a `CURRENT` file naming the live generation folder `gen-…/
 manifest.json, cards.jsonl, chunks.jsonl, tokens.jsonl, embeddings.npy, dense.faiss, bm25/ and (for the
 built-in embedder) model/. A build writes a new generation and only then replaces CURRENT, so a crash
 mid-build leaves the previous index usable; the next build removes the `.tmp-gen-*` folder it left. Builds
-of one folder take turns (an flock on `.build.lock`). A reader holds a shared flock on `.readers-gen-…`
-while it loads a generation; a build removes superseded generations only when no reader holds them. Nothing is pickled: JSON, .npy (allow_pickle=False),
+of one folder take turns (an flock on `.build.lock`). A loaded Index holds a shared flock on
+`.readers-gen-…` for as long as it lives (it reads tokens.jsonl on first use); a build removes superseded
+generations only when no reader holds them, and leaves held ones to a later build. Nothing is pickled: JSON, .npy (allow_pickle=False),
 FAISS. Corpus files that are links leading out of the corpus folder are refused (skipped by name).
 """
 
@@ -140,6 +141,8 @@ class Index:
     ) -> None:
         self.folder = folder
         self.manifest = manifest
+        # The reader lock on `folder` (set by load_index): builds keep the generation while this Index lives.
+        self.hold: Any = None
         self.cards = {c.id: c for c in cards}
         self.chunks = chunks
         # None: read from the generation's tokens.jsonl on first use. Only an incremental build needs the
@@ -233,18 +236,19 @@ def _reader_lock_path(folder: Path) -> Path:
 
 
 class _ReaderLock:
-    """A shared flock on a generation's reader lock file, held while the generation is being loaded.
+    """A shared flock on a generation's reader lock file, held while the generation is in use.
 
     A build removes a superseded generation only when it can take that lock exclusively, so a reader
-    that has read CURRENT never loses the files under it. `folder` is None after entering when the
-    generation vanished before the lock was taken (the caller reads CURRENT again).
+    that has read CURRENT never loses the files under it, neither while loading nor later (an Index reads
+    tokens.jsonl when first needed). `folder` is None after `acquire` when the generation vanished before
+    the lock was taken (the caller reads CURRENT again). Released by `release`, or when garbage-collected.
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder: Path | None = folder
         self._fd: int | None = None
 
-    def __enter__(self) -> _ReaderLock:
+    def acquire(self) -> _ReaderLock:
         folder = self.folder
         assert folder is not None
         try:
@@ -262,26 +266,37 @@ class _ReaderLock:
             return self
         fcntl.flock(self._fd, fcntl.LOCK_SH)
         if not folder.is_dir():  # removed between reading CURRENT and taking the lock
+            self.release()
             self.folder = None
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing releases the flock
             self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _hold_live_generation(index_dir: Path) -> _ReaderLock:
+    """The live generation with a reader lock taken on it; one superseded in between is skipped."""
+    for _ in range(3):
+        lock = _ReaderLock(_current_generation(index_dir)).acquire()
+        if lock.folder is not None:
+            return lock
+    raise IndexBusyError(index_dir)
 
 
 @contextmanager
 def reading_generation(index_dir: Path) -> Iterator[Path]:
     """The live generation, held against removal by builds for the length of the `with` block."""
-    for _ in range(3):
-        folder = _current_generation(index_dir)
-        with _ReaderLock(folder) as lock:
-            if lock.folder is None:
-                continue  # superseded and removed in between: CURRENT names a newer one
-            yield lock.folder
-            return
-    raise IndexBusyError(index_dir)
+    lock = _hold_live_generation(index_dir)
+    try:
+        assert lock.folder is not None
+        yield lock.folder
+    finally:
+        lock.release()
 
 
 def _remove_superseded(index_dir: Path, live: Path) -> list[str]:
@@ -352,11 +367,18 @@ def _verify_files(folder: Path, manifest: Manifest) -> None:
 def load_index(index_dir: Path, embedding_model: str | None = None, model_cache: Path | None = None) -> Index:
     """Load the live generation; raise IndexNotFoundError, CorruptIndexError or StaleIndexError saying what to run.
 
-    The generation is held (a shared reader lock) while it loads, so a build publishing meanwhile cannot
-    remove it; a generation superseded before the lock was taken is skipped for the newer one.
+    The generation is held (a shared reader lock) for as long as the Index lives, so a build publishing
+    meanwhile cannot remove it; a generation superseded before the lock was taken is skipped for the newer one.
     """
-    with reading_generation(index_dir) as folder:
-        return _load_generation(index_dir, folder, embedding_model, model_cache)
+    lock = _hold_live_generation(index_dir)
+    assert lock.folder is not None
+    try:
+        index = _load_generation(index_dir, lock.folder, embedding_model, model_cache)
+    except BaseException:
+        lock.release()
+        raise
+    index.hold = lock
+    return index
 
 
 def _load_generation(index_dir: Path, folder: Path, embedding_model: str | None, model_cache: Path | None) -> Index:
@@ -669,6 +691,8 @@ def _build(
     fresh = previous is None
     # What is reused was copied out above (vectors) or is referenced (cards, chunks, tokens): let the rest of
     # the previous generation go (its FAISS and BM25 indexes are ~1 GB at 1,000 reports) before building new ones.
+    if previous is not None and previous.hold is not None:
+        previous.hold.release()  # this build removes the previous generation (it is the only writer)
     previous = None
     previous_rows.clear()
     if fresh:

@@ -100,7 +100,11 @@ def test_readers_loading_while_qa_index_rebuilds_never_fail(corpus_copy: Path) -
     assert len(loaded) >= 2, "the readers never saw a second generation"
     assert asks[0] >= 5
     assert not failures, f"{len(failures)} of {len(failures) + asks[0]} asks failed: {failures[:3]}"
-    # Superseded generations are still removed once no reader holds them: by the next build.
+    # Superseded generations are still removed once no reader holds them: by the next build. (The readers'
+    # Assistants are gone with their threads; collected now rather than whenever the collector runs.)
+    import gc
+
+    gc.collect()
     path = corpus_copy / "corpora" / f"{KUMAGAYA}.txt"
     path.write_bytes(path.read_bytes() + "\n追記\n".encode("utf-8"))
     build_index(corpus_copy / "corpora", index_dir, root=corpus_copy)
@@ -115,6 +119,26 @@ def test_a_generation_that_really_is_missing_is_still_an_error(corpus_copy: Path
     (index_dir / "CURRENT").write_text("gen-nowhere", encoding="utf-8")
     with pytest.raises(CorruptIndexError, match="gen-nowhere"):
         load_index(index_dir)
+
+
+def test_a_loaded_index_keeps_its_generation_until_it_is_released(corpus_copy: Path) -> None:
+    """An Index reads tokens.jsonl when first needed, after loading: its generation stays while it lives.
+
+    Before (with the lock held only while loading): "tokens.jsonl unreadable: FileNotFoundError" after a
+    rebuild removed the generation of an Assistant that was still answering.
+    """
+    index_dir = corpus_copy / "index"
+    build_index(corpus_copy / "corpora", index_dir, root=corpus_copy)
+    index = load_index(index_dir)
+    for n in range(2):
+        (corpus_copy / "corpora" / f"{KUMAGAYA}.txt").open("a", encoding="utf-8").write(f"\n追記{n}\n")
+        build_index(corpus_copy / "corpora", index_dir, root=corpus_copy)
+    assert len(index.tokens) == len(index.chunks)  # read now, from a generation two builds old
+    folder = index.folder
+    del index
+    (corpus_copy / "corpora" / f"{KUMAGAYA}.txt").open("a", encoding="utf-8").write("\n追記x\n")
+    build_index(corpus_copy / "corpora", index_dir, root=corpus_copy)
+    assert not folder.exists()
 
 
 def test_a_generation_being_read_is_not_removed_by_the_next_build(corpus_copy: Path) -> None:
