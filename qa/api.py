@@ -15,9 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qa.answering.answer import Answer
 from qa.config import Settings
 from qa.errors import (
     CardNotFoundError,
@@ -27,10 +26,15 @@ from qa.errors import (
     QuestionError,
     StaleIndexError,
 )
-from qa.index import BuildReport, Index, build_index, load_index
-from qa.parsing import Card, Corpus, load_corpus
 from qa.reading import SourceText, read_source
-from qa.retrieval import HybridSearcher
+
+# Imported where used, not here: `qa inspect` and `qa --help` import this module and must not pay for
+# numpy/FAISS/LangChain (retrieval) or torch (embeddings), which only answering and building need.
+if TYPE_CHECKING:
+    from qa.answering.answer import Answer
+    from qa.index import BuildReport, Index
+    from qa.parsing import Card, Corpus
+    from qa.retrieval import HybridSearcher
 
 log = logging.getLogger(__name__)
 # Control and invisible formatting characters, and lone surrogates (from JSON "\ud800" escapes), which no
@@ -40,6 +44,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-
 
 def load_cards(settings: Settings) -> Corpus:
     """Parse every report of the corpus folder; bad files are skipped with a warning naming them."""
+    from qa.parsing import load_corpus
+
     return load_corpus(settings.corpus_dir, root=settings.root)
 
 
@@ -87,6 +93,13 @@ def chain_input(inp: Any, max_chars: int = 2000) -> dict[str, Any]:
 
 
 def build(settings: Settings, full: bool = False, progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
+    """Update the index; when nothing changed, say so from the manifest alone (no model is loaded)."""
+    from qa.index import build_index, unchanged_report
+
+    if not full:
+        report = unchanged_report(settings.index_dir, settings.corpus_dir, settings.embedding_model)
+        if report is not None:
+            return report
     return build_index(
         settings.corpus_dir,
         settings.index_dir,
@@ -137,6 +150,7 @@ class Assistant:
         from langchain_core.runnables import RunnableLambda
 
         from qa.answering.chain import build_chain
+        from qa.retrieval import HybridSearcher
 
         settings = self.settings
         searcher = HybridSearcher(index, segmenter=segmenter)
@@ -171,6 +185,8 @@ class Assistant:
             if name == self.index.folder.name:
                 self._pointer = stamp
                 return False
+            from qa.index import load_index
+
             try:
                 index = load_index(index_dir, self.settings.embedding_model)
             except QAError as exc:
@@ -197,6 +213,8 @@ class Assistant:
         **overrides: Any,
     ) -> Assistant:
         """Load the index; with build_if_needed, build it first when missing or out of date."""
+        from qa.index import load_index
+
         settings = settings or Settings.load(**overrides)
         if index_dir is not None:
             settings = settings.with_(index_dir=Path(index_dir))

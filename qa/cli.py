@@ -182,13 +182,69 @@ def _print_answer(answer: Any, sink: Any = None) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    """One question from the command line; or, with none, one per line of stdin (the index loads once)."""
     assistant = _assistant(args)
-    answer = assistant.ask(args.question, cards=args.card or None)
-    if args.json:
-        _json(answer.to_dict())
-    else:
-        _print_answer(answer)
-    return 0
+    if args.question is not None:
+        answer = assistant.ask(args.question, cards=args.card or None)
+        if args.json:
+            _json(answer.to_dict())
+        else:
+            _print_answer(answer)
+        return 0
+    from qa.errors import CardNotFoundError, QuestionError
+
+    failures = 0
+    if sys.stdin.isatty():
+        sys.stderr.write("質問を 1 行ずつ入力してください（終わりは Ctrl-D） / one question per line, Ctrl-D to end\n")
+    for line in sys.stdin:
+        question = line.strip()
+        if not question:
+            continue
+        try:
+            answer = assistant.ask(question, cards=args.card or None)
+        except (QuestionError, CardNotFoundError) as exc:
+            failures += 1
+            sys.stderr.write(f"Error: {_encodable(str(exc))}\n")
+            continue
+        if args.json:
+            _out(_json_line(answer.to_dict(), pretty=False))
+        else:
+            _out(_encodable(f"Q: {question}"))
+            _print_answer(answer)
+            _out()
+        sys.stdout.flush()
+    return 1 if failures else 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Copy reports into the corpus folder (checked first; nothing is written for a bad file), then index."""
+    from qa.ingest import add_report
+
+    settings = _settings(args)
+    if args.name and len(args.files) != 1:
+        raise QAError("--name は 1 ファイルのときだけ使えます / --name takes exactly one FILE")
+    added: list[Path] = []
+    failures = 0
+    for file in args.files:
+        try:
+            path = add_report(Path(file), settings.corpus_dir, name=args.name)
+        except QAError as exc:
+            failures += 1
+            sys.stderr.write(f"Error: {exc}\n")
+            continue
+        added.append(path)
+        _out(f"added {file} → {path}")
+    if added and not args.no_index:
+        from qa.api import build
+
+        report = build(settings, progress=None if args.quiet else _progress_bar())
+        names = {p.name for p in added}
+        refused = [line for line in report.skipped if line.split(":")[0] in names]
+        for line in refused:
+            failures += 1
+            sys.stderr.write(f"Error: not indexed: {line}\n")
+        _out(f"indexed {report.cards} cards in {report.seconds:.1f} s; re-embedded: {', '.join(report.reembedded) or 'none'}")
+    return 1 if failures else 0
 
 
 def _encodable(text: str) -> str:
@@ -432,11 +488,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("ask", help="answer a question with citations")
-    p.add_argument("question")
+    p = sub.add_parser("ask", help="answer a question with citations (no question: one per line of stdin)")
+    p.add_argument("question", nargs="?", help="the question; leave out to read questions from stdin")
     p.add_argument("--card", action="append", help="restrict to a card (id, prefix, municipality or 事務); repeatable")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("add", help="add report files to the corpus folder and index them")
+    p.add_argument("files", nargs="+", metavar="FILE", help="text, HTML, Markdown or TSV reports (at most 20 MB each)")
+    p.add_argument("--name", help="store the file under this name (one FILE only)")
+    p.add_argument("--no-index", action="store_true", help="only copy; run `qa index` later")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("batch", help="answer a JSONL file of questions")
     p.add_argument("input", help='JSONL with {"id": …, "question": …} per line ("-" for stdin)')

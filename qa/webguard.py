@@ -2,7 +2,8 @@
 
 Gradio checks passwords as fast as they arrive and reads any request body whole. The app's own requests
 are a few kilobytes (a question is at most 2,000 characters), so a body over `max_body_bytes` is refused
-with 413 as soon as its declared or streamed size passes the limit. After `max_failures` wrong logins in
+with 413 as soon as its declared or streamed size passes the limit; the upload route (a report added from
+the page) has `max_upload_bytes`. After `max_failures` wrong logins in
 a row from one client address, that client's logins are refused with 429 and a Retry-After for a lock-out
 that doubles with each further lock-out (up to `max_lockout` seconds); a successful login clears the count.
 Behind a reverse proxy every user shares the proxy's address: configure the proxy to throttle instead.
@@ -28,6 +29,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
 LOGIN_PATHS = ("/login", "/login/")
+# Gradio's upload route takes a report added from the page: its own, larger limit (the file and the
+# multipart framing around it).
+UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/upload/")
 
 
 @dataclass
@@ -79,26 +83,32 @@ class LoginThrottle:
 class RequestGuard:
     """The middleware: `FastAPI(middleware=[Middleware(RequestGuard, ...)])` (Gradio: `app_kwargs`)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES, throttle: LoginThrottle | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES, max_upload_bytes: int | None = None,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
         self.throttle = throttle or LoginThrottle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        limit = self.max_upload_bytes if path in UPLOAD_PATHS else self.max_body_bytes
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
-                too_large = int(declared) > self.max_body_bytes
+                too_large = int(declared) > limit
             except ValueError:
                 too_large = True
             if too_large:
-                await _respond(send, 413, {"detail": f"request body over {self.max_body_bytes} bytes"})
+                await _respond(send, 413, {"detail": f"request body over {limit} bytes"})
                 return
-        login = scope.get("method") == "POST" and scope.get("path", "") in LOGIN_PATHS
+        login = scope.get("method") == "POST" and path in LOGIN_PATHS
         client = (scope.get("client") or ("unknown", 0))[0]
         if login:
             wait = self.throttle.wait_for(client)
@@ -117,8 +127,8 @@ class RequestGuard:
             if message["type"] != "http.request":  # the client went away
                 return
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
-                await _respond(send, 413, {"detail": f"request body over {self.max_body_bytes} bytes"})
+            if received > limit:
+                await _respond(send, 413, {"detail": f"request body over {limit} bytes"})
                 return
             body.append(message)
             more = bool(message.get("more_body", False))

@@ -67,21 +67,22 @@ def test_example_question_lists_recipients_with_sources(handlers: ChatHandlers) 
     # Streamed: partial answers came before the final one.
     assert len(steps) > 3
     assert any("▌" in s[0][-1]["content"] for s in steps[:-1])
-    # Sources: card, section breadcrumb, the quote, the line; the question's words highlighted.
-    assert 'class="qa-cite"' in sources
-    assert "川崎市" in sources and "corpora/004_f28069411e69241a.txt" in sources
+    # The viewer: citation [1] in its report (title, breadcrumb, quote, file, line, the lines around it).
+    assert 'class="qa-viewer" data-ref="1-1"' in sources and 'class="qa-cite' in sources
+    assert "川崎市 生活保護" in sources and "corpora/004_f28069411e69241a.txt" in sources
     assert "II 特定個人情報ファイルの概要 &gt; 5. 特定個人情報の提供・移転" in sources
-    assert re.search(r"&gt; 提供先\d+</span>", sources)
+    assert re.search(r'<div class="qa-section">[^<]*&gt; 提供先\d+</div>', sources)
     assert re.search(r'<blockquote class="qa-quote">[^<]*(都道府県知事|市町村長)', sources)
     assert re.search(r'<span class="qa-line">\d+ 行目</span>', sources)
-    assert "<mark>提供先</mark>" in sources
-    # Every citation of the answer is there: its breadcrumb, its quote, its line.
+    assert '<div class="qa-ctx-line qa-hit" data-line="' in sources and '<mark class="qa-q">' in sources
+    assert "<mark>提供先</mark>" in sources or "<mark>生活保護関係情報</mark>" in sources
+    assert "スコア" not in sources and "ブロック" not in sources and "ブロック" not in answer
+    # Every citation of the answer is listed, each an [n] link of this answer, with its quote and line.
     answer = handlers.loader.assistant.ask(question)
-    terms = question_terms(question)
     assert answer.citations
-    for c in answer.citations:
-        assert f"節: {html.escape(c.section)}</span>" in sources
-        assert f'<blockquote class="qa-quote">{highlight(c.quote, terms)}</blockquote>' in sources
+    for n, c in enumerate(answer.citations, start=1):
+        assert f'href="#qa-cite-1-{n}"' in sources and f'href="#qa-cite-1-{n}"' in last_text(history)
+        assert html.escape(c.quote[:60]) in sources
         assert f'<span class="qa-line">{c.line} 行目</span>' in sources
     # The session remembers the card; the textbox is cleared.
     assert session["cards"] == [SEIKATSU]
@@ -225,7 +226,7 @@ def test_an_abstention_is_marked_and_shows_the_nearest_sections(app_assistant) -
     message = render_answer_message(answer, app_assistant)
     assert NOT_STATED in html_out and NOT_STATED in message
     assert 'class="qa-abstain"' in html_out
-    assert "最も近い節" in html_out and 'class="qa-near"' in html_out
+    assert "近い記載" in html_out and 'class="qa-near"' in html_out
     assert "<details open>" in html_out
 
 
@@ -435,3 +436,141 @@ def test_serve_builds_a_missing_index_with_progress(app_settings, free_port, tmp
         assert "日本電気" in text and "corpora/003_5fcca4f6e38d6e1a.txt" in sources
     finally:
         demo.close()
+
+
+# -- the source viewer: every answer keeps its own citations --------------------------------------------------
+
+
+def test_each_answer_reopens_its_own_citations(handlers: ChatHandlers, app_assistant) -> None:  # type: ignore[no-untyped-def]
+    _, history, _, session, _ = turn(handlers, "生活保護関係情報を受け取る提供先はどこか")
+    _, history, sources, session, _ = turn(handlers, "松戸市の住民基本台帳の委託先は？", history, [], session)
+    assert session["count"] == 2 and set(session["answers"]) == {"1", "2"}
+    assert 'data-ref="2-1"' in sources and "日本電気" in sources
+    # The first answer's [2], after the second answer: the first answer's citation, in its report.
+    first = app_assistant.ask("生活保護関係情報を受け取る提供先はどこか").citations[1]
+    viewer, after = handlers.open_citation("1-2|1733000000000", session)
+    assert after["open"] == "1-2" and 'data-ref="1-2"' in viewer and "質問 1" in viewer
+    hit = re.search(r'<div class="qa-ctx-line qa-hit" data-line="(\d+)">(.*?)</div>', viewer)
+    assert hit and int(hit.group(1)) == first.line and f'<mark class="qa-q">{html.escape(first.quote)}</mark>' in hit.group(2)
+    shown = [int(n) for n in re.findall(r'class="qa-ctx-line[^"]*" data-line="(\d+)"', viewer)]
+    assert shown == list(range(first.line - 6, first.line + 7))  # the quoted line and six on each side
+    lines = app_assistant.source(first.card).lines
+    assert html.escape(lines[first.line]) in viewer  # a neighbour, verbatim
+    # A reference the session does not know shows the latest answer, never an error.
+    for bad in ("9-1", "x", "", None, "1-999"):
+        viewer, _ = handlers.open_citation(bad, session)
+        assert 'class="qa-viewer"' in viewer
+
+
+def test_answer_links_carry_the_answer_number(app_assistant) -> None:  # type: ignore[no-untyped-def]
+    answer = app_assistant.ask("松戸市の住民基本台帳の委託先は？")
+    message = render_answer_message(answer, app_assistant, answer_no=7)
+    assert all(f'href="#qa-cite-7-{n}"' in message for n in range(1, len(answer.citations) + 1))
+    assert "松戸市" in message and "003_5fcca4f6e38d6e1a" not in message  # the title, not the hash name
+
+
+def test_clear_forgets_the_report_scope(handlers: ChatHandlers, app_assistant) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, session, _ = turn(handlers, "松戸市の住民基本台帳の委託先は？")
+    assert "松戸市" in handlers.scope(session)
+    history, sources, session, box, selected = handlers.reset()
+    assert session == {} and selected == [] and handlers.scope(session).startswith("対象: すべての評価書")
+    assert handlers.plan(app_assistant, "委託先は？", [], session).cards is None
+
+
+# -- Japanese first ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["", " \n", "a" * 2001, None, 42])
+def test_input_errors_are_in_japanese(handlers: ChatHandlers, bad) -> None:  # type: ignore[no-untyped-def]
+    _, history, _, _, _ = turn(handlers, bad)
+    message = last_text(history)
+    assert message.startswith("【入力エラー】") and not re.search(r"[A-Za-z]{3,}", message)
+
+
+def test_status_and_stages_are_in_japanese(app_assistant) -> None:  # type: ignore[no-untyped-def]
+    from qa.webapp_loader import STAGES
+
+    assert all(not re.search(r"[A-Za-z]{3,}", text) for text in STAGES.values())
+    assert not re.search(r"[A-Za-z]{3,}", AssistantLoader(app_assistant).status())
+
+
+# -- export -----------------------------------------------------------------------------------------------------
+
+
+def test_export_an_answer_as_markdown_and_a_list_as_csv(handlers: ChatHandlers) -> None:
+    import csv
+
+    from qa.webapp_export import to_csv, to_markdown
+
+    _, _, _, session, _ = turn(handlers, "豊中市の子ども医療費の事務の委託先をすべて教えてください")
+    record = session["answers"]["1"]
+    assert record["kind"] == "list"
+    md = to_markdown(record)
+    assert md.startswith("# 質問: 豊中市") and "## 出典" in md
+    for c in record["citations"]:
+        assert f"`{c['source']}` {c['line']} 行目" in md
+    rows = list(csv.reader(to_csv(record).splitlines()))
+    assert rows[0][:2] == ["番号", "値（原文の引用）"] and len(rows) == len(record["citations"]) + 1
+    assert {r[1] for r in rows[1:]} == {c["quote"] for c in record["citations"]}
+    md_button, csv_button = handlers.exports(session)
+    assert md_button.visible and csv_button.visible
+    paths = [str(b.value.get("path") if isinstance(b.value, dict) else b.value) for b in (md_button, csv_button)]
+    assert paths[0].endswith(".md") and paths[1].endswith(".csv")
+    _, _, _, session, _ = turn(handlers, "熊谷市の子育て支援に関する事務の評価書の公表日は")
+    md_button, csv_button = handlers.exports(session)
+    assert md_button.visible and not csv_button.visible  # a date is not a list
+
+
+# -- the report browser: what could not be read -----------------------------------------------------------------
+
+
+def test_unreadable_parts_of_004_are_not_shown_as_values(handlers: ChatHandlers) -> None:
+    _, _, records, _, _, summary = handlers.browse(SEIKATSU, "委託事項")
+    row = next(r for r in records if r[0] == "委託事項4" and r[2] == "①委託内容")
+    assert row[3] == "【読み取れません】" and "1万人以上10万人未満" not in row[3]
+    assert "人数ではない項目" in row[6] and "942行: 1万人以上10万人未満" in row[6]  # the raw line it came from
+    _, _, records, _, _, summary = handlers.browse(SEIKATSU, "提供先")
+    marks = [r for r in records if r[3] == "【読み取れません】" and "選択肢の印" in r[6]]
+    assert marks and all(r[3] != "○" for r in records)
+    assert "読み取れません" in summary
+
+
+@pytest.mark.parametrize("card", [JIDO, "001_fea63e88436e34da", "002_eeb43361c0371a47", MATSUDO])
+def test_reports_that_parse_cleanly_have_nothing_unreadable(handlers: ChatHandlers, card: str) -> None:
+    _, _, records, fields, _, _ = handlers.browse(card, None)
+    assert records and not [r for r in records if "読み取れません" in r[2] + r[3]]
+
+
+# -- adding a report from the page --------------------------------------------------------------------------------
+
+
+def test_adding_a_report_from_the_page(corpus_copy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from qa.api import Assistant, build
+    from qa.config import Settings
+
+    corpora = corpus_copy / "corpora"
+    upload = tmp_path / "upload" / "matsudo.txt"
+    upload.parent.mkdir()
+    shutil.move(corpora / f"{MATSUDO}.txt", upload)
+    settings = Settings.load(root=corpus_copy).with_(index_dir=tmp_path / "idx")
+    build(settings)
+    handlers = ChatHandlers(AssistantLoader(Assistant.load(settings=settings)))
+    before = sorted(p.name for p in corpora.iterdir())
+    steps: list[tuple[float, str]] = []
+
+    empty = tmp_path / "upload" / "empty.txt"
+    empty.write_bytes(b"")
+    message, *_ = handlers.add(str(empty), lambda value, desc="": steps.append((value, desc)))
+    assert message.startswith("【追加できません】") and "空のファイル" in message
+    assert sorted(p.name for p in corpora.iterdir()) == before
+
+    message, cards, picker = handlers.add(str(upload), lambda value, desc="": steps.append((value, desc)))
+    assert message.startswith("**追加しました**") and "松戸市" in message
+    assert "matsudo" in handlers.loader.assistant.cards and ("松戸市住民基本台帳に関する事務 全項目評価書", "matsudo") in cards.choices
+    assert any("索引を更新" in d for _, d in steps) and [v for v, _ in steps] == sorted(v for v, _ in steps)
+    _, history, sources, _, _ = turn(handlers, "松戸市の住民基本台帳の委託先は？")
+    assert "日本電気" in last_text(history) and "corpora/matsudo.txt" in sources
+    message, *_ = handlers.add(str(upload))
+    assert "既に登録されています" in message

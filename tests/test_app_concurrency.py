@@ -76,7 +76,7 @@ def test_ten_simultaneous_questions_are_all_answered(server_url: str) -> None:
             assert word in answer or word in sources, f"{question!r} ({only}): {word!r} missing from {answer[:300]!r}"
         if source:
             assert f"corpora/{source}.txt" in sources, question
-            assert 'class="qa-cite"' in sources
+            assert 'class="qa-viewer"' in sources and 'class="qa-ctx-line qa-hit"' in sources
         assert box == ""
 
 

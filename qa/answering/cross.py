@@ -8,6 +8,7 @@ some reports, not in all), or the polarity of the field asked about, or the repo
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from qa.answering.answer import Answer, Citation
@@ -58,12 +59,18 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     terms = distinguishing_terms(reader, q, texts)
     members: list[Card] = []
     reasons: dict[str, Answer] = {}
-    if terms or (spec is not None and (spec.type == "yesno" or q.yesno)):
-        # Read each report as if asked alone; a report belongs when its own answer holds a term that tells the
-        # reports apart, or (a yes/no field) when its answer is yes.
+    polar = spec is not None and (spec.type == "yesno" or q.yesno)
+    if terms or polar or q.quoted:
+        # Read each report as if asked alone (a yes/no field as a yes/no question); a report belongs when its
+        # own answer holds what the question quotes or a term that tells the reports apart, or is yes.
+        each_q = replace(q, yesno=True, answer_type="yesno") if polar else q
         for c in cards:
-            reasons[c.id] = reader.single(q, c, reader.hits_for(q, c.id))
-        if terms:
+            reasons[c.id] = reader.single(each_q, c, reader.hits_for(q, c.id))
+        quoted = [normalize(x).lower() for x in q.quoted]
+        if quoted and any(any(x in normalize(reasons[c.id].answer).lower() for x in quoted) for c in cards):
+            members = [c for c in cards if not reasons[c.id].abstained
+                       and any(x in normalize(reasons[c.id].answer).lower() for x in quoted)]
+        elif terms:
             def holds(c: Card) -> int:
                 one = reasons[c.id]
                 said = normalize(one.answer).lower() if not one.abstained else ""
@@ -74,8 +81,10 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
             best = max(counts.values(), default=0)
             members = [c for c in cards if best and counts[c.id] == best]
         else:
-            word = reader.yes_word(q, True)
+            word = reader.yes_word(each_q, True)
             members = [c for c in cards if not reasons[c.id].abstained and reasons[c.id].answer.startswith(word)]
+    elif q.answer_type == "number" and q.named:
+        members = list(cards)  # how many reports the question's own scope names (川崎市's reports)
     else:
         return each(reader, q, cards, hits)
 

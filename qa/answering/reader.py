@@ -125,7 +125,8 @@ class Reader:
             result = self.records(q, card, kind, spec, hits)
             if result is not None:
                 return result
-        if spec is not None and not spec.record:
+        # A yes/no field answers yes/no questions; asked for details (what, when, how many) the passages do.
+        if spec is not None and not spec.record and (spec.type != "yesno" or q.yesno):
             result = self.field(q, card, spec, hits)
             if result is not None:
                 return result
@@ -168,6 +169,8 @@ class Reader:
                 return None
             return self.abstain(q, hits, f"この評価書には{kind}の記載がありません。", f"The report lists no {kind}.", card)
         chosen, narrowed = self.narrow(q, all_records)
+        if not narrowed and not q.wants_list and q.answer_type not in ("list", "number") and self.unexplained(q, all_records):
+            return None
         if q.answer_type == "number" and not narrowed:
             return self.count(q, card, kind, all_records)
         holds_spec = spec is not None and any(self.field_of(r, spec) for r in chosen)
@@ -200,10 +203,10 @@ class Reader:
         rspec = self.catalog.record(kind)
         # The field asked about inside each block; none when the question asks for the blocks themselves.
         sub = spec if spec is not None and label_key(spec.label) != kind else None
+        if sub is None:
+            sub = self.block_field(q, records, kind)
         if sub is None and rspec is not None and rspec.who_field and q.answer_type in ("organisation", "list") and not q.record_numbers:
             sub = self.catalog.field(rspec.who_field)
-        if sub is None and len(records) == 1 and q.fields:
-            sub = next((m.spec for m in q.fields[:4] if m.spec.record == kind or any(records[0].get(label_key(x)) for x in m.spec.labels)), None)
         parts: list[Evidence] = []
         values: list[str] = []
         if sub is not None and not any(self.field_of(r, sub) for r in records):
@@ -230,6 +233,35 @@ class Reader:
         text = joiner.join(distinct)
         head = f"{kind} {len(records)} blocks: " if q.english else f"{kind}（{len(records)}件）: "
         return self.compose(q, card, parts, short=head + text, kind="list", listing=True)
+
+    def block_field(self, q: Question, records: list[Record], kind: str) -> FieldSpec | None:
+        """Of the fields the question may mean, the best one these blocks hold (its type agreeing with the
+        question's answer type counts)."""
+        top = q.fields[0].score if q.fields else 0.0
+        best: tuple[float, FieldSpec] | None = None
+        for m in q.fields[:6]:
+            if label_key(m.spec.label) == kind or m.score < top * 0.4 or m.score < self.weights["field_route"] * 0.5:
+                continue
+            if not any(self.field_of(r, m.spec) for r in records[:10]):
+                continue
+            score = m.score + (0.3 if m.spec.type == q.answer_type else 0.0)
+            if best is None or score > best[0]:
+                best = (score, m.spec)
+        return best[1] if best else None
+
+    def unexplained(self, q: Question, records: list[Record]) -> bool:
+        """The question names things (nouns of weight) that no block and no word of the form accounts for:
+        it is about something else (an incident, a measure), not about these blocks."""
+        held: set[str] = set().union(*(self.record_terms(r) for r in records)) if records else set()
+        identity = {t for w in q.identity for t in self.terms(w)}
+        for t in set(self.terms(q.norm)):
+            if not _NOUN.fullmatch(t) or t in held or t in identity or t.lower() in self._vocab:
+                continue
+            if any(t in name for f in self.catalog.fields for name in f.names):
+                continue
+            if self._idf.get(t, 0.0) >= self.weights.get("unexplained_idf", 4.0):
+                return True
+        return False
 
     def section_fields(self, card: Card, records: list[Record], spec: FieldSpec) -> list[Evidence]:
         """Fields labelled as `spec` that stand in the blocks' section but outside any block."""
@@ -269,15 +301,18 @@ class Reader:
                 return value.split("\n")[0].strip()
         return r.name or r.title
 
-    def count(self, q: Question, card: Card, kind: str, records: list[Record]) -> Answer:
+    def count_field(self, card: Card, kind: str) -> Field | None:
+        """The field where the form states whether, and how many, blocks of `kind` there are."""
         rspec = self.catalog.record(kind)
-        parts = [Evidence(r.title, r.breadcrumb, r.title, r.line, r.line) for r in records[:3]]
-        stated = None
         if rspec and rspec.count_field:
             for _, f in card.fields():
                 if f.key == label_key(rspec.count_field) and f.value:
-                    stated = f
-                    break
+                    return f
+        return None
+
+    def count(self, q: Question, card: Card, kind: str, records: list[Record]) -> Answer:
+        parts = [Evidence(r.title, r.breadcrumb, r.title, r.line, r.line) for r in records[:3]]
+        stated = self.count_field(card, kind)
         n = len({r.number for r in records})
         if stated is not None:
             parts.insert(0, Evidence(clean_line(stated.value), "", stated.label, stated.line, stated.end_line))
@@ -289,6 +324,11 @@ class Reader:
     def presence(self, q: Question, card: Card, kind: str, matched: list[Record], narrowed: bool = True) -> Answer:
         yes = bool(matched)
         rspec = self.catalog.record(kind)
+        stated = self.count_field(card, kind) if not narrowed else None
+        if stated is not None:  # whether the report does it at all: the form's own choice says
+            value = self.value_text(stated)
+            ev = Evidence(value, "", stated.label, stated.line, stated.end_line)
+            return self.compose(q, card, [ev], short=self.yes_word(q, self.is_positive(normalize(value))), kind="yesno")
         parts = [Evidence(self.record_name(r, rspec.name_fields if rspec else ()), r.breadcrumb, r.title, r.line, r.end_line)
                  for r in matched[:5]]
         word = self.yes_word(q, yes)
@@ -319,6 +359,9 @@ class Reader:
             return picked
         crumb, f = picked
         parts = [Evidence(self.value_text(f), crumb, f.label, f.line, f.end_line)]
+        if q.answer_type in ("date", "duration", "frequency", "number") and spec.type not in (q.answer_type, "range") \
+                and not self.short_of(q, parts[0].text):
+            return None  # the field holds no value of the asked kind (a choice, not its period): read the passages
         if q.yesno:
             return self.polarity(q, card, parts)
         # A question may ask for two fields at once (the department and its head's title).
@@ -352,6 +395,9 @@ class Reader:
             return min(near) if near else 99
 
         found.sort(key=order)
+        named = any(label_key(x) in q.norm for x in spec.labels if len(label_key(x)) >= 2)
+        if not named and order(found[0]) == 99:
+            return None  # neither named by its label nor found by retrieval: the passages decide
         filled = [(c, f) for c, f in found if not f.empty]
         if not filled:
             if card.layout == "layout":
@@ -398,27 +444,37 @@ class Reader:
 
     # -- the best passage --------------------------------------------------------------------------------
     def passage(self, q: Question, card: Card, hits: list[Hit]) -> Answer:
+        """The sentences that answer, from the units retrieval ranks first in the card: the best one first,
+        then others from the next units while they fit (a reader checks them against the quotes)."""
         if not hits:
             return self.abstain(q, hits, "", "", card)
         strength = hits[0].dense
         if strength < self.weights["abstain_below"]:
             return self.abstain(q, hits, "", "", card)
-        q_terms = [t for t in self.terms(q.norm) if t.lower() not in {w.lower() for w in q.identity}]
-        type_kind = {"range": "range"}.get(q.answer_type, q.answer_type)
+        identity = {w.lower() for w in q.identity}
+        q_terms = [t for t in self.terms(q.norm) if t.lower() not in identity]
+        type_kind = q.answer_type
+        budget = int(self.weights.get("passage_chars", 300))
+        keep = self.weights.get("second_passage", 0.85)
         parts: list[Evidence] = []
-        for h in hits[:2]:
-            if parts and h.score < hits[0].score * self.weights.get("second_passage", 0.85):
+        used = 0
+        for h in hits[: int(self.weights.get("passage_units", 3))]:
+            if parts and h.score < hits[0].score * keep:
                 break
             ranked = rank_sentences(h.chunk.text, q_terms, self._idf, self.terms, type_kind)
             if not ranked:
                 continue
-            best = ranked[0].text
+            best = _trim(ranked[0].text, MAX_EVIDENCE)
+            if parts and used + len(best) > budget:
+                break
             parts.append(Evidence(best, h.chunk.section, h.chunk.label, h.chunk.line, h.chunk.end_line, h.dense))
+            used += len(best)
         if not parts:
             return self.abstain(q, hits, "", "", card)
         if q.yesno:
             return self.polarity(q, card, parts[:1])
-        return self.compose(q, card, parts, short=self.short_of(q, parts[0].text), kind=q.answer_type)
+        short = next((v for v in (self.short_of(q, p.text) for p in parts) if v), None)
+        return self.compose(q, card, parts, short=short, kind=q.answer_type)
 
     def short_of(self, q: Question, text: str) -> str | None:
         """The value of the asked type in `text`, when the question asks for one (a date, a period, a count)."""
