@@ -154,13 +154,13 @@ def test_full_disk_while_writing_answers_is_one_line(cli: Any, tmp_path: Path) -
 def test_full_disk_during_qa_index_is_one_line_and_keeps_the_index(
     corpus_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The disk fills while the model is saved (safetensors' own error, as the probe saw): one line,
-    and the previous generation still loads.
+    """The disk fills while FAISS writes its index (FAISS's own C++ error text): one line, and the previous
+    generation still loads. (The probe saw safetensors' `SafetensorError … No space left on device` when the
+    model was saved into the generation; both kinds are read by the same rule.)
 
-    Before: a raw traceback ending in `SafetensorError … No space left on device`.
+    Before: a raw traceback.
     """
-    import safetensors.torch
-    from safetensors import SafetensorError
+    import faiss
 
     from qa.cli import main
     from qa.index import load_index
@@ -170,16 +170,29 @@ def test_full_disk_during_qa_index_is_one_line_and_keeps_the_index(
     live = (corpus_copy / "index" / "CURRENT").read_text(encoding="utf-8")
 
     def full_disk(*args: Any, **kwargs: Any) -> None:  # the environment: the disk, not our code
-        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
-                              'message: "No space left on device" })')
+        raise RuntimeError("Error in faiss::FileIOWriter::operator() at faiss/impl/io.cpp:113: "
+                           "Error 'ret == (nitems)' failed: write error in dense.faiss: 0 != 1 (No space left on device)")
 
-    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
-    code, err = main(["--root", str(corpus_copy), "index", "-q", "--full"]), capsys.readouterr().err
+    monkeypatch.setattr(faiss, "write_index", full_disk)
+    (corpus_copy / "corpora" / "001_fea63e88436e34da.txt").open("a", encoding="utf-8").write("\n追記\n")
+    code, err = main(["--root", str(corpus_copy), "index", "-q"]), capsys.readouterr().err
     assert "no space left" in _one_line_error(code, err).lower()
     assert "qa index" in err
     assert (corpus_copy / "index" / "CURRENT").read_text(encoding="utf-8") == live
     load_index(corpus_copy / "index")
     assert not list((corpus_copy / "index").glob(".tmp-*"))
+
+
+def test_safetensors_full_disk_error_is_read_as_a_full_disk() -> None:
+    """The probe's error, as safetensors raises it, is told apart as a full disk."""
+    from safetensors import SafetensorError
+
+    from qa.errors import os_reason
+    from qa.index import _is_write_failure
+
+    exc = SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                          'message: "No space left on device" })')
+    assert _is_write_failure(exc) and os_reason(exc) == "no space left on the disk"
 
 
 def test_enospc_from_a_numpy_write_during_qa_index_is_one_line(
