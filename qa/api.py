@@ -13,11 +13,19 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.config import Settings
-from qa.errors import CardNotFoundError, CorruptIndexError, IndexNotFoundError, QuestionError, StaleIndexError
+from qa.errors import (
+    CardNotFoundError,
+    CorruptIndexError,
+    IndexNotFoundError,
+    QAError,
+    QuestionError,
+    StaleIndexError,
+)
 from qa.reading import SourceText, read_source
 
 # Imported where used, not here: `qa inspect` and `qa --help` import this module and must not pay for
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
     from qa.answering.answer import Answer
     from qa.index import BuildReport, Index
     from qa.parsing import Card, Corpus
+    from qa.retrieval import HybridSearcher
 
 log = logging.getLogger(__name__)
 # Control and invisible formatting characters, and lone surrogates (from JSON "\ud800" escapes), which no
@@ -101,29 +110,97 @@ def build(settings: Settings, full: bool = False, progress: Callable[[str, int, 
     )
 
 
+@dataclass(frozen=True)
+class _Generation:
+    """What the answer chain reads from the Assistant, fixed to one index generation."""
+
+    settings: Settings
+    cards: dict[str, Card]
+    searcher: HybridSearcher
+    source: Callable[[str], SourceText]
+
+
+def _pointer_stamp(index_dir: Path) -> tuple[int, int, int] | None:
+    """What identifies the CURRENT file's version cheaply (a build replaces it: a new inode)."""
+    try:
+        st = (index_dir / "CURRENT").stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class Assistant:
     """Owns the index, the searcher and the answer chain; thread-safe for concurrent `ask` calls."""
 
     def __init__(self, settings: Settings, index: Index) -> None:
-        from qa.answering.chain import build_chain
-        from qa.retrieval import HybridSearcher
-
         self.settings = settings
-        self.index = index
-        self.searcher = HybridSearcher(index)
-        self._sources: dict[str, SourceText] = {}
         self._lock = threading.Lock()
-        chat = None
+        self._switching = threading.Lock()
+        self._chat = None
         if settings.chat_model:
             from qa.answering.llm import load_chat_model
 
-            chat = load_chat_model(settings.chat_model, settings.chat_base_url)
+            self._chat = load_chat_model(settings.chat_model, settings.chat_base_url)
+        # None: the first question reads CURRENT's name once (a build may have published since `index` loaded).
+        self._pointer: tuple[int, int, int] | None = None
+        self._use(index, None)
+
+    def _use(self, index: Index, segmenter: Any) -> None:
+        """Serve `index` from now on: its searcher, its chain, an empty cache of sources."""
         from langchain_core.runnables import RunnableLambda
 
+        from qa.answering.chain import build_chain
+        from qa.retrieval import HybridSearcher
+
+        settings = self.settings
+        searcher = HybridSearcher(index, segmenter=segmenter)
+        sources: dict[str, SourceText] = {}
+        view = _Generation(settings, index.cards, searcher, lambda cid: self._source_in(index, sources, cid))
         # A checking step first, so that `chain.invoke` with any input returns an Answer (or abstains) or
         # raises QuestionError, as `ask` does.
         check = RunnableLambda(lambda inp: chain_input(inp, settings.max_question_chars), name="check_input")
-        self.chain = (check | build_chain(self, chat_model=chat)).with_config(run_name="pia_qa")
+        chain = (check | build_chain(view, chat_model=self._chat)).with_config(run_name="pia_qa")  # type: ignore[arg-type]
+        self.index, self.searcher, self._sources, self.chain = index, searcher, sources, chain
+
+    def refresh(self) -> bool:
+        """Switch to the generation CURRENT names when a build published a new one (True if switched).
+
+        Called before each question; costs one stat of CURRENT when nothing changed. Questions already
+        being answered finish on the generation they started with; one that cannot be loaded is logged and
+        the current one kept.
+        """
+        index_dir = self.index.folder.parent
+        stamp = _pointer_stamp(index_dir)
+        if stamp == self._pointer or stamp is None:
+            return False
+        if not self._switching.acquire(blocking=False):
+            return False  # another question is switching already; this one uses the current generation
+        try:
+            if _pointer_stamp(index_dir) == self._pointer:
+                return False
+            try:
+                name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+            except OSError:
+                return False
+            if name == self.index.folder.name:
+                self._pointer = stamp
+                return False
+            from qa.index import load_index
+
+            try:
+                index = load_index(index_dir, self.settings.embedding_model)
+            except QAError as exc:
+                log.warning("new index generation %s not loaded (%s); answering from %s", name, exc,
+                            self.index.folder.name)
+                self._pointer = stamp
+                return False
+            with self._lock:
+                self._use(index, self.searcher.segmenter)
+            self._pointer = stamp
+            log.info("switched to index generation %s", index.folder.name)
+            return True
+        finally:
+            self._switching.release()
 
     @classmethod
     def load(
@@ -165,11 +242,15 @@ class Assistant:
 
     def source(self, card_id: str) -> SourceText:
         """The card's file as read now, for verbatim quotes; refuses a file that changed since indexing."""
+        return self._source_in(self.index, self._sources, card_id)
+
+    def _source_in(self, index: Index, sources: dict[str, SourceText], card_id: str) -> SourceText:
+        """`source` for one generation (a question started before a switch keeps quoting from its own)."""
         with self._lock:
-            cached = self._sources.get(card_id)
+            cached = sources.get(card_id)
             if cached is not None:
                 return cached
-            card = self.index.cards.get(card_id)
+            card = index.cards.get(card_id)
             if card is None:
                 raise CardNotFoundError(f"no card {card_id!r} in the index; known cards: {', '.join(self.cards)}")
             path = Path(card.source)
@@ -186,16 +267,17 @@ class Assistant:
                     f"card {card_id} names {card.source!r}, which is not a file of the corpus folder {corpus}",
                 ) from exc
             source = read_source(path)
-            expected = self.index.manifest.cards[card_id].sha256
+            expected = index.manifest.cards[card_id].sha256
             if source.sha256 != expected:
                 raise StaleIndexError(self.settings.index_dir, f"{path.name} changed since it was indexed")
-            self._sources[card_id] = source
+            sources[card_id] = source
             return source
 
     # -- asking --------------------------------------------------------------------------------------
     def ask(self, question: str, cards: list[str] | None = None, k: int | None = None) -> Answer:
         started = time.perf_counter()
         text = clean_question(question, self.settings.max_question_chars)
+        self.refresh()
         answer: Answer = self.chain.invoke({"question": text, "cards": cards, "k": k or self.settings.k})
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer

@@ -41,6 +41,16 @@ class CorruptIndexError(QAError):
         super().__init__(f"the index in {self.index_dir} is damaged ({why}): run `qa index --full` to rebuild it")
 
 
+class IndexBusyError(QAError):
+    """The live generation was replaced again and again while it was being opened (builds in a loop)."""
+
+    def __init__(self, index_dir: Path | str) -> None:
+        self.index_dir = Path(index_dir)
+        super().__init__(
+            f"the index in {self.index_dir} was replaced by new builds while it was being opened: try again"
+        )
+
+
 class StaleIndexError(QAError):
     """An index built from other files, another model or an older chunker."""
 
@@ -58,3 +68,27 @@ class CardNotFoundError(QAError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable.
         return str(self.args[0]) if self.args else "card not found"
+
+
+class WriteError(QAError):
+    """A file or folder the tool could not write (a full disk, no permission, a folder in the way)."""
+
+    def __init__(self, path: Path | str, why: str, advice: str) -> None:
+        self.path = Path(path)
+        self.why = why
+        super().__init__(f"cannot write {self.path} ({why}): {advice}")
+
+
+def os_reason(exc: BaseException) -> str:
+    """A short reason for an OS-level failure, whichever library raised it (safetensors wraps ENOSPC)."""
+    import errno
+
+    text = str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text or "StorageFull" in text:
+        return "no space left on the disk"
+    if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    strerror = getattr(exc, "strerror", None)
+    if strerror:
+        return str(strerror)
+    return text.splitlines()[0][:200] if text else type(exc).__name__

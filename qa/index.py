@@ -7,7 +7,9 @@ so nothing in an index can bring code. The embedding model is not stored in the 
 its id and the digest of its files, and it is loaded from the cache folder (qa.embeddings). A build with
 nothing changed writes nothing. A build writes a new generation and only then replaces CURRENT, so a crash
 mid-build leaves the previous index usable; the next build removes the `.tmp-gen-*` folder it left. Builds
-of one folder take turns (an flock on `.build.lock`). Nothing is pickled: JSON, .npy (allow_pickle=False),
+of one folder take turns (an flock on `.build.lock`). A loaded Index holds a shared flock on
+`.readers-gen-…` for as long as it lives (it reads tokens.jsonl on first use); a build removes superseded
+generations only when no reader holds them, and leaves held ones to a later build. Nothing is pickled: JSON, .npy (allow_pickle=False),
 FAISS. Corpus files that are links leading out of the corpus folder are refused (skipped by name).
 """
 
@@ -20,7 +22,8 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,16 @@ from typing import Any
 import numpy as np
 
 from qa.chunking import CHUNKER_VERSION, Chunk, chunk_card
-from qa.errors import CorpusFileError, CorruptIndexError, IndexNotFoundError, QAError, StaleIndexError
+from qa.errors import (
+    CorpusFileError,
+    CorruptIndexError,
+    IndexBusyError,
+    IndexNotFoundError,
+    QAError,
+    StaleIndexError,
+    WriteError,
+    os_reason,
+)
 from qa.parsing import CORPUS_SUFFIXES, Card, parse_card
 from qa.parsing.card import card_from_dict
 from qa.reading import outside_folder as outside_corpus
@@ -67,6 +79,8 @@ class Manifest:
     skipped_files: dict[str, str] = field(default_factory=dict)
     # sha256 over the embedding model's files (its converter stamp for the built-in model).
     embedding_digest: str = ""
+    # Installed versions of what decides tokens, scores and vectors (see `build_versions`).
+    versions: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1)
@@ -76,6 +90,22 @@ class Manifest:
         data = json.loads(text)
         data["cards"] = {k: CardEntry(**v) for k, v in data.get("cards", {}).items()}
         return cls(**data)
+
+
+VERSIONED = ("sudachipy", "sudachidict-core", "bm25s", "faiss-cpu", "sentence-transformers", "numpy")
+
+
+def build_versions() -> dict[str, str]:
+    """The installed versions of the libraries whose output an index holds, recorded in its manifest."""
+    import importlib.metadata
+
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
@@ -108,6 +138,8 @@ class Index:
     ) -> None:
         self.folder = folder
         self.manifest = manifest
+        # The reader lock on `folder` (set by load_index): builds keep the generation while this Index lives.
+        self.hold: Any = None
         self.cards = {c.id: c for c in cards}
         self.chunks = chunks
         # None: read from the generation's tokens.jsonl on first use. Only an incremental build needs the
@@ -174,15 +206,129 @@ def stale_reasons(manifest: Manifest, corpus_dir: Path) -> list[str]:
 # -- reading and writing generations --------------------------------------------------------------------
 
 
-def _current_generation(index_dir: Path) -> Path:
+def _read_pointer(index_dir: Path) -> str:
+    """The generation name CURRENT holds now."""
     pointer = index_dir / "CURRENT"
-    if not pointer.is_file():
-        raise IndexNotFoundError(index_dir)
-    name = pointer.read_text(encoding="utf-8").strip()
-    folder = index_dir / name
-    if not name or "/" in name or not folder.is_dir():
-        raise CorruptIndexError(index_dir, f"CURRENT names {name!r}, which is not a generation folder")
-    return folder
+    try:
+        return pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexNotFoundError(index_dir) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptIndexError(index_dir, f"CURRENT unreadable: {exc}") from exc
+
+
+def _current_generation(index_dir: Path) -> Path:
+    """The live generation folder. A name that vanished while CURRENT moved on (a build published a newer
+    one and removed the old) is read again, not reported as damage."""
+    name = _read_pointer(index_dir)
+    for _ in range(3):
+        folder = index_dir / name
+        if name and "/" not in name and folder.is_dir():
+            return folder
+        again = _read_pointer(index_dir)
+        if again == name:
+            break
+        name = again
+    raise CorruptIndexError(index_dir, f"CURRENT names {name!r}, which is not a generation folder")
+
+
+def _reader_lock_path(folder: Path) -> Path:
+    """The lock file beside a generation (not inside it: the manifest lists every file of a generation)."""
+    return folder.parent / f".readers-{folder.name}"
+
+
+class _ReaderLock:
+    """A shared flock on a generation's reader lock file, held while the generation is in use.
+
+    A build removes a superseded generation only when it can take that lock exclusively, so a reader
+    that has read CURRENT never loses the files under it, neither while loading nor later (an Index reads
+    tokens.jsonl when first needed). `folder` is None after `acquire` when the generation vanished before
+    the lock was taken (the caller reads CURRENT again). Released by `release`, or when garbage-collected.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder: Path | None = folder
+        self._fd: int | None = None
+
+    def acquire(self) -> _ReaderLock:
+        folder = self.folder
+        assert folder is not None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return self
+        try:
+            self._fd = os.open(_reader_lock_path(folder), os.O_RDONLY)
+        except FileNotFoundError:
+            # A generation from before reader locks, or one removed a moment ago.
+            if not folder.is_dir():
+                self.folder = None
+            return self
+        except OSError:  # an index folder this user may not write or lock: read without a lock
+            return self
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        if not folder.is_dir():  # removed between reading CURRENT and taking the lock
+            self.release()
+            self.folder = None
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _hold_live_generation(index_dir: Path) -> _ReaderLock:
+    """The live generation with a reader lock taken on it; one superseded in between is skipped."""
+    for _ in range(3):
+        lock = _ReaderLock(_current_generation(index_dir)).acquire()
+        if lock.folder is not None:
+            return lock
+    raise IndexBusyError(index_dir)
+
+
+@contextmanager
+def reading_generation(index_dir: Path) -> Iterator[Path]:
+    """The live generation, held against removal by builds for the length of the `with` block."""
+    lock = _hold_live_generation(index_dir)
+    try:
+        assert lock.folder is not None
+        yield lock.folder
+    finally:
+        lock.release()
+
+
+def _remove_superseded(index_dir: Path, live: Path) -> list[str]:
+    """Remove generations other than `live` that no reader holds; a held one is left for the next build."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None  # type: ignore[assignment]
+    removed = []
+    for old in sorted(index_dir.glob("gen-*")):
+        if old == live or not old.is_dir():
+            continue
+        lock_path = _reader_lock_path(old)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.info("%s is being read; kept until a later build", old.name)
+                    continue
+            shutil.rmtree(old, ignore_errors=True)
+            lock_path.unlink(missing_ok=True)
+            removed.append(old.name)
+        finally:
+            os.close(fd)
+    for orphan in index_dir.glob(".readers-gen-*"):  # lock files whose generation is gone
+        if not (index_dir / orphan.name[len(".readers-"):]).is_dir():
+            orphan.unlink(missing_ok=True)
+    return removed
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -260,11 +406,26 @@ def load_index(
 
     The embedding model comes from `embedding_model` (the cache folder for the built-in one), never from the
     index; `trust_remote_code` is the user's opt-in for their own model folder and is ignored inside the index.
+    The generation is held (a shared reader lock) for as long as the Index lives, so a build publishing
+    meanwhile cannot remove it; a generation superseded before the lock was taken is skipped for the newer one.
     """
+    lock = _hold_live_generation(index_dir)
+    assert lock.folder is not None
+    try:
+        index = _load_generation(index_dir, lock.folder, embedding_model, model_cache, trust_remote_code)
+    except BaseException:
+        lock.release()
+        raise
+    index.hold = lock
+    return index
+
+
+def _load_generation(
+    index_dir: Path, folder: Path, embedding_model: str | None, model_cache: Path | None, trust_remote_code: bool
+) -> Index:
     import bm25s
     import faiss
 
-    folder = _current_generation(index_dir)
     try:
         manifest = Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -373,7 +534,7 @@ def _remove_leftovers(index_dir: Path) -> list[str]:
     """Remove what a build killed halfway left behind: `.tmp-*` folders and a `.CURRENT.tmp` pointer.
 
     Only called while holding the build lock, so no other build is writing them. Generation folders other
-    than the one CURRENT names are removed after each successful build.
+    than the one CURRENT names are removed after each successful build, once no reader holds them.
     """
     removed = []
     for path in index_dir.glob(".tmp-*"):
@@ -576,6 +737,8 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
     fresh = previous is None
     # What is reused was copied out above (vectors) or is referenced (cards, chunks, tokens): let the rest of
     # the previous generation go (its FAISS and BM25 indexes are ~1 GB at 1,000 reports) before building new ones.
+    if previous is not None and previous.hold is not None:
+        previous.hold.release()  # this build removes the previous generation (it is the only writer)
     previous = None
     previous_rows.clear()
     if fresh:
@@ -628,7 +791,7 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
     clock = time.perf_counter()
 
     report("writing", 1, 1)
-    gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    gen = _new_generation_name(index_dir)
     tmp = index_dir / f".tmp-{gen.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -656,6 +819,7 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
             reembedded=sorted(todo),
             skipped_files=skipped_files,
             embedding_digest=digest_of_model,
+            versions=build_versions(),
         )
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
@@ -664,17 +828,21 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
         (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
         _fsync_tree(tmp)
         tmp.rename(gen)
+        _reader_lock_path(gen).touch()  # readers take it while they load this generation
         pointer = index_dir / ".CURRENT.tmp"
         pointer.write_text(gen.name, encoding="utf-8")
         with pointer.open("rb") as f:
             os.fsync(f.fileno())
         os.replace(pointer, index_dir / "CURRENT")
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        (index_dir / ".CURRENT.tmp").unlink(missing_ok=True)
+        if _is_write_failure(exc):
+            raise WriteError(
+                index_dir, os_reason(exc), "free some disk space and run `qa index` again (the previous index is unchanged)"
+            ) from exc
         raise
-    for old_gen in index_dir.glob("gen-*"):
-        if old_gen != gen and old_gen.is_dir():
-            shutil.rmtree(old_gen, ignore_errors=True)
+    _remove_superseded(index_dir, gen)
     size_on_disk = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
     return BuildReport(
         index_dir=index_dir,
@@ -763,6 +931,29 @@ def _digest_or_empty(path: Path) -> str:
         return file_sha256(path)
     except OSError:
         return ""
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """Whether writing a generation failed for the disk's sake (full, read-only, no permission), whichever
+    library did the writing: OSError from Python and numpy, SafetensorError or RuntimeError from the
+    Rust and C++ writers, which carry the OS message in their text."""
+    if isinstance(exc, OSError):
+        return True
+    if type(exc).__name__ == "SafetensorError" or isinstance(exc, RuntimeError):
+        text = str(exc)
+        return any(s in text for s in ("No space left", "StorageFull", "IoError", "Permission denied", "fwrite",
+                                       "Read-only file system"))
+    return False
+
+
+def _new_generation_name(index_dir: Path) -> Path:
+    """A generation folder name not taken yet (two builds within one second of one process are common)."""
+    stem = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    gen, n = index_dir / stem, 1
+    while gen.exists() or (index_dir / f".tmp-{gen.name}").exists():
+        n += 1
+        gen = index_dir / f"{stem}-{n}"
+    return gen
 
 
 def _fsync_tree(folder: Path) -> None:

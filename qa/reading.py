@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 # Encodings real municipal files come in. Order matters only for ties; detection decides.
 # cp932 and euc_jis_2004 carry the ① and Ⅱ of the forms, which plain shift_jis/euc_jp lack.
 JAPANESE_ENCODINGS = ("utf_8", "cp932", "euc_jp", "euc_jis_2004", "shift_jis", "shift_jis_2004")
+# UTF-16 (with or without a byte-order mark) and UTF-32 with one are read too.
 _BOMS = (
     (b"\xef\xbb\xbf", "utf_8_sig"),
     (b"\xff\xfe\x00\x00", "utf_32"),
@@ -36,6 +38,12 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 # Circled numbers mark the template's fields (①法令上の根拠); NFKC would turn them into plain digits
 # and make "①法令上の根拠" indistinguishable from a numbered paragraph.
 _KEEP = {chr(c) for c in range(0x2460, 0x2474)}
+# Markup whose content is code or styling, never text of the report (script, style and the like, and
+# comments): the parser drops it from values and no quote is cut from inside it. Unclosed: to the end.
+NOT_CONTENT = re.compile(
+    r"<(script|style|template|iframe|object|noembed|noframes|xmp)\b[^>]*>.*?(?:</\1\s*>|$)|<!--.*?(?:-->|$)",
+    re.I | re.S,
+)
 _VOICING = {"\u3099", "\u309a"}  # combining (semi-)voiced sound marks, what NFKC makes of ﾞ and ﾟ
 
 
@@ -144,10 +152,26 @@ class SourceText:
             return None
         last = min(last or self.line_count, self.line_count)
         for lineno in range(max(first, 1), last + 1):
-            pos = self.norm_lines[lineno - 1].find(needle)
-            if pos >= 0:
-                return lineno, self.raw_span(lineno, pos, pos + len(needle))
+            norm = self.norm_lines[lineno - 1]
+            pos = norm.find(needle)
+            while pos >= 0:
+                if not self._in_markup(lineno, pos, pos + len(needle)):
+                    return lineno, self.raw_span(lineno, pos, pos + len(needle))
+                pos = norm.find(needle, pos + 1)
         return None
+
+    def _in_markup(self, lineno: int, norm_start: int, norm_end: int) -> bool:
+        """Whether normalised characters [norm_start, norm_end) of a line touch script/style/comment markup."""
+        raw = self.lines[lineno - 1]
+        if "<" not in raw:
+            return False
+        spans = [m.span() for m in NOT_CONTENT.finditer(raw)]
+        if not spans:
+            return False
+        self.raw_span(lineno, norm_start, norm_end)  # fills the map
+        starts, ends = self._maps[lineno]
+        start, end = starts[norm_start], ends[min(norm_end, len(ends)) - 1]
+        return any(start < b and a < end for a, b in spans)
 
 
 def decode(data: bytes, path: Path) -> tuple[str, str]:
@@ -159,6 +183,12 @@ def decode(data: bytes, path: Path) -> tuple[str, str]:
             except UnicodeDecodeError as exc:
                 why = f"starts with a {encoding} byte-order mark but is not {encoding} ({exc.reason}); skipped"
                 raise CorpusFileError(path, why) from exc
+    utf16 = _utf16_codec(data)
+    if utf16 is not None:
+        try:
+            return _decode_cut(data, utf16), utf16
+        except UnicodeDecodeError as exc:
+            raise CorpusFileError(path, f"reads as {utf16} without a byte-order mark but is not ({exc.reason}); skipped") from exc
     if data.isascii() and any(esc in data for esc in _ISO2022_ESCAPES):
         try:
             return _decode_cut(data, "iso2022_jp"), "iso2022_jp"
@@ -233,6 +263,33 @@ def _japanese_ratio(text: str) -> float:
     return (jp - halfwidth) / len(chars)
 
 
+def _utf16_codec(data: bytes) -> str | None:
+    """"utf_16_le"/"utf_16_be" for UTF-16 text without a byte-order mark, else None.
+
+    Told by its NUL bytes (ASCII in UTF-16 is a character and a NUL; a text with none but NULs would be
+    read as binary): the sample must decode strictly, with no surrogate half, into printable characters
+    that are nearly all ASCII or Japanese. Bytes of a binary file decoded as UTF-16 are neither.
+    """
+    sample = data[:65536]
+    if len(sample) < 4 or not sample.count(0):
+        return None
+    best: tuple[float, str] | None = None
+    for codec in ("utf_16_le", "utf_16_be"):
+        try:
+            text = _decode_cut(sample, codec)
+        except UnicodeDecodeError:
+            continue
+        chars = [ch for ch in text if not ch.isspace()]
+        if not chars or any(not ch.isprintable() and not ch.isspace() for ch in text[:2000]):
+            continue
+        plain = sum(1 for ch in chars if " " < ch < "\x7f" or "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
+                    or "\u2000" <= ch <= "\u27ff")
+        share = plain / len(chars)
+        if share >= 0.9 and (best is None or share > best[0]):
+            best = (share, codec)
+    return best[1] if best else None
+
+
 def _looks_binary(data: bytes) -> bool:
     sample = data[:65536]
     if b"\x00" in sample:
@@ -270,7 +327,7 @@ def read_source(path: Path | str) -> SourceText:
     if not data.strip():
         what = "no text at all" if not data else "only white space"
         raise CorpusFileError(path, f"empty file ({what}); skipped")
-    if not data.startswith(tuple(bom for bom, _ in _BOMS)) and _looks_binary(data):
+    if not data.startswith(tuple(bom for bom, _ in _BOMS)) and _looks_binary(data) and _utf16_codec(data) is None:
         raise CorpusFileError(path, "binary file, not text; skipped")
     text, encoding = decode(data, path)
     if not text.strip():

@@ -273,7 +273,18 @@ def launch(
         mcp_server=False,
         ssr_mode=False,
         max_file_size=MAX_UPLOAD,  # a report added from the page (qa.ingest.MAX_UPLOAD_BYTES)
+        # Request bodies limited (1 MiB; uploads their own size) and logins throttled per client (qa/webguard.py).
+        app_kwargs={"middleware": [_guard_middleware()]},
     )
+
+
+def _guard_middleware() -> Any:
+    from starlette.middleware import Middleware
+
+    from qa.ingest import MAX_UPLOAD_BYTES
+    from qa.webguard import RequestGuard
+
+    return Middleware(RequestGuard, max_upload_bytes=MAX_UPLOAD_BYTES + 1024 * 1024)
 
 
 def serve(

@@ -25,6 +25,7 @@ def test_incremental_rebuild_reembeds_only_the_changed_card(corpus_copy: Path, i
     target.write_text(target.read_text(encoding="utf-8") + "\n追記\n", encoding="utf-8")
     index = load_index(folder)
     assert index.stale_reasons(corpus_copy / "corpora") == ["002_eeb43361c0371a47 changed"]
+    del index  # a loaded Index holds its generation against removal; this reader is done with it
     second = build_index(corpus_copy / "corpora", folder, root=corpus_copy)
     assert second.reembedded == ["002_eeb43361c0371a47"]
     assert len(second.reused) == 4

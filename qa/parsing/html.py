@@ -11,6 +11,8 @@ import html
 import re
 from dataclasses import dataclass
 
+from qa.reading import NOT_CONTENT as _NOT_CONTENT
+
 _BLOCK_TAGS = re.compile(r"</?(p|br|li|ul|ol|tr|table|tbody|thead|div|h\d)\b[^>]*>", re.I)
 _TAG = re.compile(r"<[^>]{0,400}>")
 _INPUT = re.compile(r"<input\b[^>]*?/?>", re.I)
@@ -30,7 +32,8 @@ _GROUP_TAIL = re.compile(r"\s+・\S+$")
 
 def strip_html(value: str) -> str:
     """Plain text of a cell: tags removed (block tags become line breaks), entities decoded."""
-    text = _INPUT.sub(lambda m: " ", value)
+    text = _NOT_CONTENT.sub(" ", value) if "<" in value else value
+    text = _INPUT.sub(lambda m: " ", text)
     text = _BLOCK_TAGS.sub("\n", text)
     text = _TAG.sub(" ", text)
     text = html.unescape(text)
@@ -55,6 +58,8 @@ def read_choice(value: str) -> Choice | None:
     and an empty list when the form visibly leaves every option unchosen (`[] <選択肢> 1) …`, `[] A [] B`).
     """
     value = value.replace("&lt;選択肢&gt;", "<選択肢>")
+    if "<" in value:
+        value = _NOT_CONTENT.sub(" ", value)
     split = _split_options(value)
     if split is not None:
         head, tail = split
