@@ -251,10 +251,10 @@ class Reader:
             f = self.field_of(r, sub) if sub is not None else None
             if f is not None and not f.empty:
                 value = self.value_text(f)
-                parts.append(Evidence(value, r.breadcrumb, f"{r.title} > {f.label}", f.line, f.end_line))
+                parts.append(Evidence(value, r.breadcrumb, f.label, f.line, f.end_line))
             else:
                 value = self.record_name(r, rspec.name_fields if rspec else ())
-                parts.append(Evidence(value, r.breadcrumb, r.title, r.line, r.end_line))
+                parts.append(Evidence(value, r.breadcrumb, "", r.line, r.end_line))
             values.append(value)
         if q.yesno:
             return self.polarity(q, card, parts)
@@ -343,7 +343,7 @@ class Reader:
         return None
 
     def count(self, q: Question, card: Card, kind: str, records: list[Record]) -> Answer:
-        parts = [Evidence(r.title, r.breadcrumb, r.title, r.line, r.line) for r in records[:3]]
+        parts = [Evidence(r.title, r.breadcrumb, "", r.line, r.line) for r in records[:3]]
         stated = self.count_field(card, kind)
         n = len({r.number for r in records})
         if stated is not None:
@@ -361,7 +361,7 @@ class Reader:
             value = clean_line(stated.value)
             ev = Evidence(value, "", stated.label, stated.line, stated.end_line)
             return self.compose(q, card, [ev], short=self.yes_word(q, self.is_positive(normalize(value))), kind="yesno")
-        parts = [Evidence(self.record_name(r, rspec.name_fields if rspec else ()), r.breadcrumb, r.title, r.line, r.end_line)
+        parts = [Evidence(self.record_name(r, rspec.name_fields if rspec else ()), r.breadcrumb, "", r.line, r.end_line)
                  for r in matched[:5]]
         word = self.yes_word(q, yes)
         if yes:
