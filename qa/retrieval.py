@@ -81,6 +81,13 @@ class Hit:
     bm25: float = 0.0
 
 
+@dataclass(frozen=True)
+class Scope:
+    cards: tuple[str, ...]
+    inferred: bool  # True: the question names no report (all are searched)
+    unknown_place: str | None = None
+
+
 @dataclass
 class Query:
     """What retrieval needs of an analysed question."""
@@ -209,6 +216,15 @@ class HybridSearcher:
             risks=q.risks,
             vector=vector,
         )
+
+    def scope(self, question: str, cards: list[str] | None = None) -> Scope:
+        """Which reports a question is about, without embedding it: the caller's filter, else those it names
+        (inferred=False); all reports when it names none (inferred=True)."""
+        from qa.question import scope as scope_of
+
+        only = tuple(cid for c in cards for cid in self.resolve(c)) if cards else None
+        found = scope_of(normalize(question).strip(), self.index.cards, self.catalog, only)
+        return Scope(found.cards, inferred=not found.named, unknown_place=found.unknown_place)
 
     def resolve(self, spec: str) -> tuple[str, ...]:
         """A card id, id prefix, municipality or 事務 name → card ids."""

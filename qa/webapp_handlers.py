@@ -33,11 +33,6 @@ EXAMPLES = [
     "公表日が最も新しい評価書はどれ？",
 ]
 # A follow-up that asks across reports must not be narrowed to the previous answer's card.
-_ACROSS = (
-    "どの評価書", "評価書はどれ", "どれですか", "すべての評価書", "全ての評価書", "各評価書", "評価書はいくつ", "いくつの評価書",
-    "最も新しい", "最も古い", "一番新しい", "一番古い", "どの自治体", "どの市", "どこの自治体", "他の評価書", "ほかの評価書",
-    "which report", "all reports", "every report", "most recent", "newest", "oldest", "across",
-)
 _CONTROL = CONTROL
 SCOPE_NONE = "対象: すべての評価書（質問に含まれる自治体名・事務名から判断します）"
 MAX_UPLOAD = "20mb"
@@ -85,16 +80,15 @@ class ChatHandlers:
     def _is_across(self, question: str) -> bool:
         from qa.reading import normalize
 
+        from qa.catalog import catalog
+
         q = normalize(question).lower()
-        return any(w.lower() in q for w in _ACROSS)
+        cat = catalog()
+        return any(w in q for w in (*cat.cross_cues, *cat.most_cues))
 
     def _names_no_card(self, assistant: Assistant, question: str) -> bool:
         """True when the question names no report (no municipality, no 事務): all cards are in scope."""
-        try:
-            scope = assistant.searcher.scope(question)
-        except Exception:  # noqa: BLE001 - an older/newer searcher: treat as naming nothing
-            log.debug("scope failed", exc_info=True)
-            return True
+        scope = assistant.searcher.scope(question)
         return scope.inferred and set(scope.cards) >= set(assistant.cards)
 
     def plan(self, assistant: Assistant, question: str, selected: list[str] | None, session: dict) -> _Turn:

@@ -109,7 +109,9 @@ def test_prompt_like_questions_are_answered_from_the_reports_only(assistant: Any
     assert answer is not None
     assert answer.abstained or answer.citations
     assert "HACKED" not in answer.answer and "DAN" not in answer.answer
-    assert "password" not in answer.answer.lower() and "パスワード" not in answer.answer
+    # Nothing beyond the reports: a password is mentioned only where a cited report itself speaks of one.
+    if "パスワード" in answer.answer or "password" in answer.answer.lower():
+        assert answer.citations and any("パスワード" in c.quote or "パスワード" in c.section for c in answer.citations)
 
 
 @pytest.mark.parametrize("bad", [None, 42, 3.5, b"bytes", ["list"], {"question": "x"}, object()])

@@ -15,7 +15,7 @@ class Citation:
     quote: str  # a verbatim substring of the source file
     line: int  # 1-based line of the quote in the source file
     label: str = ""  # what the quote is: its block and field (提供先4 > ③提供する情報), when it is a field
-    end_line: int = 0  # last line of the passage the quote stands in (0: the quote's own line)
+    end_line: int = 0  # last line of the quote (0: unknown, the quote's own line)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -586,12 +586,13 @@ class Reader:
             found = source.find_quote(piece, first, last)
             if found is not None:
                 line, quote = found
-                return Citation(card.id, card.label, card.source, ev.section, quote.strip() or quote, line, ev.label, last)
+                quote = quote.strip() or quote
+                return Citation(card.id, card.label, card.source, ev.section, quote, line, ev.label, line + quote.count("\n"))
         for n in range(first, min(last, source.line_count) + 1):
             raw = source.raw_line(n).strip()
             if raw:
-                return Citation(card.id, card.label, card.source, ev.section, raw[:120], n, ev.label, last)
-        return Citation(card.id, card.label, card.source, ev.section, source.raw_line(first).strip() or card.id, first, ev.label, last)
+                return Citation(card.id, card.label, card.source, ev.section, raw[:120], n, ev.label, n)
+        return Citation(card.id, card.label, card.source, ev.section, source.raw_line(first).strip() or card.id, first, ev.label, first)
 
     def compose(
         self, q: Question, card: Card, parts: list[Evidence], short: str | None, kind: str, listing: bool = False
