@@ -56,6 +56,7 @@ class Question:
     fields: list[FieldMatch] = field(default_factory=list)  # best first
     identity: set[str] = field(default_factory=set)  # words that only name a report (川崎市, 生活保護)
     vector: Any = None  # the question embedded as a query, once
+    several: bool = False  # it names two or more reports by subject: each is read
 
     @property
     def low(self) -> str:
@@ -163,6 +164,7 @@ class Scoping:
     named: bool
     unknown_place: str | None
     identity: set[str]
+    several: bool = False  # the question names two or more reports by their subjects (児童手当と生活保護)
 
 
 def place_names_of(card: Card, cat: Catalog) -> set[str]:
@@ -235,7 +237,8 @@ def scope(norm: str, cards: dict[str, Card], cat: Catalog, only: tuple[str, ...]
     chosen = tuple(cid for cid, s in scores.items() if s >= best)
     # A place named that has no report, and no report's place named: "no such report", not another city's.
     named_place = any(place_hit.values())
-    return Scoping(chosen, True, unknown[0] if unknown and not named_place else None, identity)
+    several = sum(1 for c in chosen if affair_hit[c]) > 1
+    return Scoping(chosen, True, unknown[0] if unknown and not named_place else None, identity, several)
 
 
 def understand(
@@ -280,7 +283,7 @@ def understand(
         answer_type="yesno" if yesno else kind,
         yesno=yesno,
         wants_list=kind == "list" or any(_contains(low, c) for c in cat.answer_types.get("list", ())),
-        cross=any(_contains(low, c) for c in cat.cross_cues),
+        cross=scoping.several or any(_contains(low, c) for c in cat.cross_cues),
         superlative=superlative,
         changes=any(_contains(low, c) for c in cat.change_cues),
         risks=any(_contains(low, c) for c in cat.risk_cues),
@@ -294,4 +297,5 @@ def understand(
         quoted=[m.strip() for m in _QUOTED.findall(norm) if m.strip()],
         fields=matches,
         identity=scoping.identity,
+        several=scoping.several,
     )

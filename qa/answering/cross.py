@@ -91,7 +91,7 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     elif polar:
         word = reader.yes_word(each_q, True).lower()
         members = [c for c in cards if said[c.id].startswith(word)]
-    elif q.answer_type == "number" and q.named:
+    elif q.answer_type == "number" and q.named and not q.several:
         members = list(cards)  # how many reports the question's own scope names (川崎市's reports)
     else:
         return each(reader, q, cards, hits, reasons)
