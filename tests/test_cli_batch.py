@@ -96,7 +96,11 @@ def test_ctrl_c_says_how_many_questions_were_written(index_dir: Path, tmp_path: 
 
     Before: "interrupted" only, with no word of what the output holds.
     """
-    src = _write(tmp_path / "q.jsonl", [{"id": str(n), "question": QUESTIONS[n % 2]["question"]} for n in range(400)])
+    # Distinct questions (no answer comes from the query cache), so the batch is still running when signalled.
+    src = _write(
+        tmp_path / "q.jsonl",
+        [{"id": str(n), "question": f"{QUESTIONS[n % 2]['question']}（{n}）"} for n in range(1000)],
+    )
     dst = tmp_path / "out.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -117,7 +121,7 @@ def test_ctrl_c_says_how_many_questions_were_written(index_dir: Path, tmp_path: 
     assert proc.returncode == 130, err[-1000:]
     rows = [json.loads(line) for line in dst.read_text(encoding="utf-8").splitlines()]
     assert rows and [r["id"] for r in rows] == [str(n) for n in range(len(rows))]
-    assert f"interrupted: {len(rows)} of 400 questions written to {dst}" in err, err[-1000:]
+    assert f"interrupted: {len(rows)} of 1000 questions written to {dst}" in err, err[-1000:]
     assert "Traceback" not in err
 
 
