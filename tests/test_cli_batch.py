@@ -106,6 +106,9 @@ def test_ctrl_c_says_how_many_questions_were_written(index_dir: Path, tmp_path: 
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "--root", str(ROOT), "--index", str(index_dir), "batch", str(src), str(dst)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A job started in the background by a non-interactive shell (as a CI runner may) inherits SIGINT
+        # ignored, and Python then installs no Ctrl-C handler: give the child the terminal's default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     written = 0
