@@ -18,7 +18,7 @@ from typing import Any
 from qa.parsing.card import SEP, Card, Field, Record, Section
 from qa.reading import SourceText
 
-CHUNKER_VERSION = "5-units"
+CHUNKER_VERSION = "6-prose-headings"
 MAX_CHARS = 360
 OVERLAP_SENTENCES = 1
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
@@ -214,10 +214,18 @@ class _Units:
         )
 
     def prose(self) -> None:
-        """Every non-blank line no unit holds yet, in runs under the innermost section that contains it."""
+        """Every non-blank line no unit holds yet, in runs under the innermost section that contains it.
+
+        A run spans blank lines; it ends where a field or block intervenes, the section changes, or it is full.
+        Numbered headings inside the prose ((1), 1, ①, 事案1, 別紙 …) open a new unit once the current one has a
+        body, and stand in the breadcrumb of the units under them, so an annex's 「(4) 影響」 is found as
+        "… > 事案1 … > (4) 影響" with its own lines. Text after every field and block of the card (an annex
+        appended to the form) is not filed under the last section: its headings are its breadcrumb."""
         if self.source is None:
             return
+        source = self.source
         spans = sorted(((s.line, s.end_line, s.breadcrumb) for s in self.card.walk()), key=lambda t: (t[0], -t[1]))
+        structured_end = max((x for x in self.covered), default=0)
 
         def home(n: int) -> str:
             best = ""
@@ -229,25 +237,73 @@ class _Units:
 
         run: list[int] = []
         run_home = ""
+        run_crumb = ""
+        has_body = False
+        headings: list[tuple[str, str]] = []  # (numbering class, heading text), outermost first
 
         def flush() -> None:
+            nonlocal has_body
             if run:
-                text = "\n".join(clean_line(self.source.norm_lines[n - 1]) for n in run)  # type: ignore[union-attr]
+                text = "\n".join(clean_line(source.norm_lines[n - 1]) for n in run)
                 label = text.split("\n", 1)[0][:40]
-                self.emit(run_home or self.card.label, label, text, run[0], run[-1], kind="prose")
+                self.emit(run_crumb or self.card.label, label, text, run[0], run[-1], kind="prose")
                 run.clear()
+            has_body = False
 
-        for n in range(1, self.source.line_count + 1):
-            if n in self.covered or not has_content(self.source.norm_lines[n - 1]):
+        for n in range(1, source.line_count + 1):
+            norm = source.norm_lines[n - 1]
+            if n in self.covered:
                 flush()
+                headings.clear()
                 continue
+            if not has_content(norm):
+                continue
+            text = clean_line(norm)
             where = home(n)
-            if run and (where != run_home or n != run[-1] + 1 or sum(len(self.source.norm_lines[m - 1]) for m in run) > MAX_CHARS):
+            trailing = n > structured_end
+            numbering = heading_class(text, first=not run and not headings)
+            size = sum(len(source.norm_lines[m - 1]) for m in run)
+            if run and (where != run_home or size > MAX_CHARS or (numbering and has_body)):
                 flush()
+            if where != run_home:
+                headings.clear()
+            if numbering:
+                for i, (cls, _) in enumerate(headings):
+                    if cls == numbering:
+                        del headings[i:]
+                        break
             if not run:
                 run_home = where
+                outer = [h for _, h in headings]
+                base = [] if trailing and (numbering or outer) else [where] if where else []
+                run_crumb = SEP.join(base + outer)
+            if numbering:
+                headings.append((numbering, text[:60]))
+            else:
+                has_body = True
             run.append(n)
         flush()
+
+
+_HEADING_CLASSES = (
+    ("annex", re.compile(r"^(別紙|別添|事案|第)\s*[0-9一二三四五六七八九十]+")),
+    ("paren", re.compile(r"^[(（]\s*[0-9]+\s*[)）]")),
+    ("circled", re.compile(r"^[①-⑳]")),
+    ("number", re.compile(r"^[0-9]{1,2}(\s|[.．]\s*)\S")),
+)
+
+
+def heading_class(text: str, first: bool = False) -> str | None:
+    """The numbering class of a prose heading (a short line that is not a sentence), else None; an unnumbered
+    short line heads its text only when it opens a prose region (an annex's title)."""
+    if len(text) > 60 or text.endswith(("。", "、")) or re.fullmatch(r"[\d\s年月日令和平成~～.:/()-]+", text):
+        return None
+    for name, pattern in _HEADING_CLASSES:
+        if pattern.match(text):
+            return name
+    if first and len(text) <= 40 and re.match(r"\w", text) and not re.search(r"[\[\]<>:。]", text):
+        return "title"
+    return None
 
 
 def _cover_end(card: Card) -> int:
@@ -270,4 +326,4 @@ def iter_chunks(cards: list[Card]) -> Iterator[Chunk]:
         yield from chunk_card(card)
 
 
-__all__ = ["CHUNKER_VERSION", "Chunk", "SEP", "chunk_card", "clean_line", "field_line", "has_content", "iter_chunks", "split_text"]
+__all__ = ["CHUNKER_VERSION", "Chunk", "SEP", "chunk_card", "clean_line", "field_line", "has_content", "heading_class", "iter_chunks", "split_text"]

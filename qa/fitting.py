@@ -33,6 +33,13 @@ GRID: dict[str, tuple[float, ...]] = {
     "second_passage": (0.7, 0.85, 1.01),
     "passage_units": (1.0, 2.0, 3.0),
     "abstain_below": (0.0, 0.78, 0.8, 0.82, 0.84),
+    "passage_pool": (3.0, 6.0, 10.0),
+    "p_unit": (0.5, 1.0, 2.0),
+    "p_overlap": (0.5, 1.0, 2.0, 3.0),
+    "p_type": (0.0, 0.5, 1.0),
+    "p_novel": (0.0, 0.25, 0.5, 1.0),
+    "p_heading": (0.0, 0.5, 1.0),
+    "statement_share": (0.15, 0.25, 0.4, 0.6, 1.01),
 }
 
 
@@ -108,7 +115,8 @@ def split(items: Sequence[GoldItem], share: float) -> tuple[list[GoldItem], list
 
 
 def run_fit(
-    assistant: Any, train_file: Path, held_out_file: Path | None, log: Callable[[str], None], held_share: float = 1.0
+    assistant: Any, train_file: Path, held_out_file: Path | None, log: Callable[[str], None], held_share: float = 1.0,
+    grid: dict[str, tuple[float, ...]] | None = None,
 ) -> FitResult:
     """Fit on `train_file` (plus the part of `held_out_file` outside `held_share`), report on the rest."""
     train = load_gold(train_file)
@@ -117,7 +125,7 @@ def run_fit(
         joined, held_items = split(load_gold(held_out_file), held_share)
         train = [*train, *joined]
         log(f"training on {len(train)} questions, {len(held_items)} held out")
-    weights, train_acc = fit(assistant, train, log=log)
+    weights, train_acc = fit(assistant, train, grid=grid or GRID, log=log)
     held = accuracy(assistant.ask, held_items) if held_items else None
     name = str(held_out_file) if held_out_file else None
     if name and held_share < 1.0:
@@ -133,7 +141,15 @@ def cmd_fit(args: Any) -> int:
     assistant = Assistant.load(settings=settings, build_if_needed=True)
     train = Path(args.train) if args.train else settings.root / "eval" / "gold.jsonl"
     held = Path(args.held_out) if args.held_out else None
-    result = run_fit(assistant, train, held, log=lambda m: print(m, flush=True), held_share=args.held_share)  # noqa: T201
+    grid = GRID
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in GRID]
+        if unknown:
+            raise SystemExit(f"qa fit: no such weight: {', '.join(unknown)} (known: {', '.join(GRID)})")
+        grid = {n: GRID[n] for n in names}
+    result = run_fit(assistant, train, held, log=lambda m: print(m, flush=True), held_share=args.held_share,  # noqa: T201
+                     grid=grid)
     if not args.dry_run:
         write_weights(result)
     held_text = f"{result.held_out_accuracy:.3f} on {held}" if held else "no held-out file"
@@ -148,6 +164,7 @@ def add_fit_command(subparsers: Any) -> Any:
     p.add_argument("--held-out", help="gold file measured once with the fitted weights (never used for choosing)")
     p.add_argument("--held-share", type=float, default=1.0, metavar="S",
                    help="hold out only this share of the held-out file (by question id); the rest joins training")
+    p.add_argument("--only", metavar="W1,W2", help="fit only these weights (the others keep their current values)")
     p.add_argument("--dry-run", action="store_true", help="print, do not write qa/data/weights.json")
     p.set_defaults(func=cmd_fit)
     return p

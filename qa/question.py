@@ -131,21 +131,36 @@ def is_yesno(norm: str, english: bool, cat: Catalog) -> bool:
 
 
 def lexical_field_scores(low: str, cat: Catalog) -> dict[str, float]:
-    """Each field's best name found in the question, scored by its length (ASCII names count half)."""
+    """Each field's best name found in the question, scored by its length (ASCII names count half).
+
+    A name found only inside a longer name of another field does not count: in 「評価実施機関における担当部署」
+    the question names the department, not 評価実施機関名."""
+    found: list[tuple[str, int, int, str]] = []  # (field id, start, end, name)
+    for spec in cat.fields:
+        for name in spec.names:
+            if name and _contains(low, name):
+                if name.isascii():
+                    found += [(spec.id, m.start(), m.end(), name) for m in _ascii_word(name).finditer(low)]
+                else:
+                    found += [(spec.id, m.start(), m.end(), name) for m in re.finditer(re.escape(name), low)]
+
+    def covered(item: tuple[str, int, int, str]) -> bool:
+        fid, start, end, _ = item
+        return any(
+            other != fid and s <= start and end <= e and (e - s) > (end - start) for other, s, e, _ in found
+        )
+
+    kept = [item for item in found if not covered(item)]
     out: dict[str, float] = {}
     for spec in cat.fields:
-        best = 0.0
-        end = -1
-        for name in spec.names:
-            if _contains(low, name):
-                size = len(name) / (2.0 if name.isascii() else 1.0)
-                if size > best:
-                    best, end = size, _position(low, name)
-        if best:
-            if spec.section and normalize(spec.section).lower() in low:
-                best += 2.0
-            # Japanese puts the head last: of two names, the one nearer the end is what is asked.
-            out[spec.id] = min(1.0, best / 4.0) + 0.1 * max(0, end) / max(1, len(low))
+        mine = [item for item in kept if item[0] == spec.id]
+        if not mine:
+            continue
+        best, end = max(((len(n) / (2.0 if n.isascii() else 1.0), e) for _, _, e, n in mine), key=lambda t: (t[0], t[1]))
+        if spec.section and normalize(spec.section).lower() in low:
+            best += 2.0
+        # Japanese puts the head last: of two names, the one nearer the end is what is asked.
+        out[spec.id] = min(1.0, best / 4.0) + 0.1 * max(0, end) / max(1, len(low))
     return out
 
 

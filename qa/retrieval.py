@@ -56,6 +56,15 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "second_passage": 0.85,
     "passage_units": 3.0,
     "passage_chars": 300.0,
+    # The passage reader's sentence score (qa/answering/reader.py `score_sentences`).
+    "passage_pool": 6.0,
+    "p_unit": 1.0,
+    "p_overlap": 1.0,
+    "p_type": 0.5,
+    "p_novel": 0.5,
+    "p_heading": 0.5,
+    # A yes/no statement overrides the first evidence when it holds this share of the question's weight.
+    "statement_share": 0.25,
 }
 CANDIDATES = 200
 

@@ -1,5 +1,5 @@
 """Typed extraction from a passage: dates, durations, frequencies, counts, ranges, phone numbers; and the
-sentences of a passage ranked against a question.
+sentences of a passage.
 
 Pure functions of normalised text. The patterns describe how the forms write values (和暦の日付, 「N年間」,
 「年2回」, 「1万人以上10万人未満」), not how questions are phrased.
@@ -7,10 +7,7 @@ Pure functions of normalised text. The patterns describe how the forms write val
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 DATE = re.compile(r"(?:令和|平成|昭和)\s*(?:\d{1,2}|元)\s*年(?:\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?)?|\d{4}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?|\d{4}/\d{1,2}/\d{1,2}")
 DURATION = re.compile(
@@ -46,29 +43,6 @@ def extract(text: str, kind: str) -> list[str]:
 def sentences(text: str) -> list[str]:
     """A passage cut at sentence ends, line ends and bullet marks; pieces of at least two characters."""
     return [s.strip() for s in _SENTENCE.split(text) if s and len(s.strip()) >= 2]
-
-
-@dataclass(frozen=True)
-class Scored:
-    text: str
-    score: float
-
-
-def rank_sentences(
-    text: str, question_terms: Iterable[str], idf: dict[str, float], tokens_of, kind: str | None = None
-) -> list[Scored]:
-    """Sentences of `text` by the IDF weight of the question's terms they contain, plus a bonus when they hold
-    a value of the asked type. `tokens_of` maps a sentence to its search terms (Sudachi)."""
-    wanted = {t for t in question_terms}
-    out = []
-    for s in sentences(text):
-        toks = set(tokens_of(s))
-        score = sum(idf.get(t, 1.0) for t in wanted & toks)
-        if kind and extract(s, kind):
-            score += 2.0
-        out.append(Scored(s, score / math.sqrt(1 + len(s) / 80)))
-    out.sort(key=lambda x: -x.score)
-    return out
 
 
 _ERAS = {"令和": 2018, "平成": 1988, "昭和": 1925}

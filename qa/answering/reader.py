@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from qa.answering.answer import Answer, Citation, Retrieved
-from qa.answering.extract import date_key, extract, number_key, rank_sentences, sentences
+from qa.answering.extract import date_key, extract, number_key, sentences
 from qa.catalog import FieldSpec, catalog
-from qa.chunking import clean_line
-from qa.parsing.card import Card, Field, Record, label_key
+from qa.chunking import clean_line, heading_class
+from qa.parsing.card import SEP, Card, Field, Record, label_key
 from qa.question import Question
 from qa.reading import SourceText, normalize
 from qa.retrieval import Hit, HybridSearcher
@@ -258,7 +258,8 @@ class Reader:
             values.append(value)
         if q.yesno:
             return self.polarity(q, card, parts)
-        distinct = list(dict.fromkeys(v for v in values if v))
+        # A value that is only the marks of a checkbox (a scrambled extraction's 「[ ○ [」) names nothing.
+        distinct = list(dict.fromkeys(v for v in values if v and re.search(r"[^\W\d_]", re.sub(r"[\[\]()○◯ ]", "", v))))
         if len(records) == 1:
             short = distinct[0] if distinct else None
             return self.compose(q, card, parts[:1], short=self.short_of(q, short or "") or short, kind=q.answer_type)
@@ -395,7 +396,7 @@ class Reader:
                 and not self.short_of(q, parts[0].text):
             return None  # the field holds no value of the asked kind (a choice, not its period): read the passages
         if q.yesno:
-            return self.polarity(q, card, parts)
+            return self.polarity(q, card, parts, hits)
         # A question may ask for two fields at once (the department and its head's title).
         second = next((m for m in q.fields[1:3] if m.score >= self.weights["field_route"] and m.score >= q.fields[0].score * 0.85
                        and m.spec.label != spec.label and not m.spec.record and not m.spec.meta), None)
@@ -494,37 +495,62 @@ class Reader:
 
     # -- the best passage --------------------------------------------------------------------------------
     def passage(self, q: Question, card: Card, hits: list[Hit]) -> Answer:
-        """The sentences that answer, from the units retrieval ranks first in the card: the best one first,
-        then others from the next units while they fit (a reader checks them against the quotes)."""
-        if not hits:
+        """The sentences that answer, read from the units retrieval ranks highest in the card.
+
+        Every sentence of the first `passage_pool` units is scored on four things, with fitted weights: how
+        high its unit ranks, how much of the question's weight (IDF) it and its headings hold, whether it
+        holds a value of the asked type, and how much it adds beyond the question (a heading that only
+        repeats the question's words answers nothing). The change history is read only for questions about
+        changes: it repeats the current text of every section beside its past."""
+        pool = hits if q.changes else ([h for h in hits if not _is_change(h)] or hits)
+        if not pool:
             return self.abstain(q, hits, "", "", card)
-        strength = hits[0].dense
-        if strength < self.weights["abstain_below"]:
+        if max(h.dense for h in pool[:3]) < self.weights["abstain_below"]:
             return self.abstain(q, hits, "", "", card)
-        identity = {w.lower() for w in q.identity}
-        q_terms = [t for t in self.terms(q.norm) if t.lower() not in identity]
-        type_kind = q.answer_type
-        budget = int(self.weights.get("passage_chars", 300))
-        keep = self.weights.get("second_passage", 0.85)
+        w = self.weights
+        scored = self.score_sentences(q, pool[: int(w.get("passage_pool", 6))])
+        if not scored:
+            return self.abstain(q, hits, "", "", card)
+        scored.sort(key=lambda x: -x[0])
+        best_score = scored[0][0]
+        budget = int(w.get("passage_chars", 300))
+        keep = w.get("second_passage", 0.85)
         parts: list[Evidence] = []
         used = 0
-        for h in hits[: int(self.weights.get("passage_units", 3))]:
-            if parts and h.score < hits[0].score * keep:
+        for score, sentence, h in scored[: int(w.get("passage_units", 3)) * 2]:
+            if len(parts) >= int(w.get("passage_units", 3)) or (parts and score < best_score * keep):
                 break
-            ranked = rank_sentences(h.chunk.text, q_terms, self._idf, self.terms, type_kind)
-            if not ranked:
+            text = _trim(sentence, MAX_EVIDENCE)
+            if any(text == p.text for p in parts) or (parts and used + len(text) > budget):
                 continue
-            best = _trim(ranked[0].text, MAX_EVIDENCE)
-            if parts and used + len(best) > budget:
-                break
-            parts.append(Evidence(best, h.chunk.section, h.chunk.label, h.chunk.line, h.chunk.end_line, h.dense))
-            used += len(best)
-        if not parts:
-            return self.abstain(q, hits, "", "", card)
+            parts.append(Evidence(text, h.chunk.section, h.chunk.label, h.chunk.line, h.chunk.end_line, h.dense))
+            used += len(text)
         if q.yesno:
-            return self.polarity(q, card, parts[:1])
+            return self.polarity(q, card, parts[:1], pool)
         short = next((v for v in (self.short_of(q, p.text) for p in parts) if v), None)
         return self.compose(q, card, parts, short=short, kind=q.answer_type)
+
+    def score_sentences(self, q: Question, hits: list[Hit]) -> list[tuple[float, str, Hit]]:
+        w = self.weights
+        identity = {x.lower() for x in q.identity}
+        wanted = {t for t in self.terms(q.norm) if t.lower() not in identity and _NOUN.fullmatch(t)}
+        total = sum(self._idf.get(t, 1.0) for t in wanted) or 1.0
+        top = hits[0].score or 1.0
+        out: list[tuple[float, str, Hit]] = []
+        for h in hits:
+            context = set(self.terms(h.chunk.section))
+            for sentence in sentences(h.chunk.text):
+                toks = set(self.terms(sentence))
+                overlap = sum(self._idf.get(t, 1.0) for t in wanted & (toks | context)) / total
+                new = sum(self._idf.get(t, 1.0) for t in toks - wanted if _NOUN.fullmatch(t))
+                novelty = min(1.0, new / 12.0)
+                typed = 1.0 if q.answer_type and extract(sentence, q.answer_type) else 0.0
+                heading = 1.0 if heading_class(sentence) else 0.0
+                score = (w.get("p_unit", 1.0) * h.score / top + w.get("p_overlap", 1.0) * overlap
+                         + w.get("p_type", 0.5) * typed + w.get("p_novel", 0.5) * novelty
+                         - w.get("p_heading", 0.5) * heading * (1.0 - novelty)) / math.sqrt(1 + len(sentence) / 200)
+                out.append((score, sentence, h))
+        return out
 
     def inexact(self, q: Question, card: Card, answer: Answer) -> Answer:
         """An exact count asked for, and the evidence only gives a range: say so instead of answering."""
@@ -545,10 +571,86 @@ class Reader:
         return None
 
     # -- yes / no ----------------------------------------------------------------------------------------
-    def polarity(self, q: Question, card: Card, parts: list[Evidence]) -> Answer:
+    def polarity(self, q: Question, card: Card, parts: list[Evidence], hits: list[Hit] | None = None) -> Answer:
+        """Yes or no, read off the evidence. A statement elsewhere in the evidence may say it more exactly:
+        「実施する」 answers whether 情報連携 is done at all, while 「なし(…情報提供は行わない)」 beside it answers
+        whether information is *provided*. Of the statements that say yes or no (a chosen option, an option
+        left unchosen, read as its opposite, a sentence with a word of polarity) the one holding most of what
+        the question singles out decides; the first evidence keeps ties."""
         text = normalize(parts[0].text)
         yes = self.is_positive(text)
+        if hits:
+            better = self.best_statement(q, card, parts[0], hits)
+            if better is not None:
+                yes, ev = better
+                if ev.line != parts[0].line or ev.text != parts[0].text:
+                    parts = [ev, *parts[:1]]
         return self.compose(q, card, parts, short=self.yes_word(q, yes), kind="yesno")
+
+    def statements(self, card: Card, first: int, last: int, crumb: str) -> list[tuple[str, bool, Evidence, bool]]:
+        """What the lines first…last state as yes or no: chosen options, unchosen options (as their opposite),
+        and sentences of values that end in a word of polarity. The last item: whether it is a form's option."""
+        out: list[tuple[str, bool, Evidence, bool]] = []
+        polar = tuple(self.catalog.yesno.get("positive", ())) + tuple(self.catalog.yesno.get("negative", ()))  # type: ignore[operator]
+        for owner, f in card.fields():
+            if not (first <= f.line <= last) or getattr(owner, "kind", None) == "変更箇所":
+                continue
+            ev_crumb = getattr(owner, "breadcrumb", crumb)
+            if f.options and f.selected is not None:
+                chosen = {normalize(x) for x in f.selected}
+                for option in f.options:
+                    o = normalize(option)
+                    if any(w in o for w in polar):
+                        picked = o in chosen
+                        shown = f"[{'○' if picked else ' '}] {option}"  # chosen or not, as the form shows it
+                        out.append((o, self.is_positive(o) == picked, Evidence(shown, ev_crumb, f.label, f.line, f.end_line), True))
+                continue
+            for clause in re.split(r"\n|。|(?<=\))\s*(?=\()", f.value):
+                c = normalize(clause).strip()
+                tail = c.rstrip(")）」』。 ")
+                ending = next((w for w in sorted(polar, key=len, reverse=True) if len(w) >= 3 and tail.endswith(w)), None)
+                if ending:  # a sentence that ends saying yes or no
+                    out.append((c, self.is_positive(ending), Evidence(clean_line(c), ev_crumb, f.label, f.line, f.end_line), False))
+        return out
+
+    def best_statement(self, q: Question, card: Card, first: Evidence, hits: list[Hit]) -> tuple[bool, Evidence] | None:
+        # The subject the first evidence is filed under (a run of its heading the question repeats, such as
+        # 情報提供ネットワークシステム) is common to every statement about it: what singles one out is the rest.
+        head = normalize(first.section.split(SEP)[-1] if first.section else "")
+        subject = _common_runs(head, q.norm, 5)
+        identity = {t.lower() for x in q.identity for t in self.terms(x)}
+
+        def terms(text: str) -> set[str]:
+            for run in subject:
+                text = text.replace(run, " ")
+            return {t for t in self.terms(text) if _NOUN.fullmatch(t) and t.lower() not in identity}
+
+        wanted = terms(q.norm)
+        total = sum(self._idf.get(t, 1.0) for t in wanted)
+        if not total:
+            return None
+
+        def weight(text: str) -> float:
+            return sum(self._idf.get(t, 1.0) for t in wanted & terms(text))
+
+        own = weight(normalize(first.text))
+        # Where else the report speaks of the subject: the top passages, and the sections whose heading names
+        # it (情報提供ネットワークシステム has I 5, II 5 and III 6).
+        # On a tie the earlier span keeps it: the first evidence, then the subject's sections, then passages.
+        spans = [(first.line, first.end_line, first.section)] + [
+            (sec.line, sec.end_line, sec.breadcrumb) for sec in card.walk()
+            if subject and sec.breadcrumb != first.section and "変更箇所" not in sec.breadcrumb
+            and any(run in normalize(sec.title) for run in subject)
+        ] + [(h.chunk.line, h.chunk.end_line, h.chunk.section) for h in hits[:5] if not _is_change(h)]
+        best: tuple[float, bool, Evidence] | None = None
+        for lo, hi, crumb in spans:
+            for text, yes, ev, option in self.statements(card, lo, hi, crumb):
+                score = weight(text) + (0.01 if option else 0.0)  # the form's own choice wins a tie
+                if best is None or score > best[0]:
+                    best = (score, yes, ev)
+        if best is None or best[0] <= own or best[0] < self.weights.get("statement_share", 0.25) * total:
+            return None
+        return best[1], best[2]
 
     def is_positive(self, text: str) -> bool:
         negatives = sorted(self.catalog.yesno.get("negative", ()), key=len, reverse=True)  # type: ignore[arg-type]
@@ -619,6 +721,26 @@ class Reader:
                 f"{h.chunk.section} {h.chunk.line}行" if lang == "ja" else f"{h.chunk.section} line {h.chunk.line}" for h in near
             )
         return Answer(q.text, text, True, [], cards=[card.id] if card else [], kind="abstain")
+
+
+def _common_runs(a: str, b: str, least: int) -> list[str]:
+    """The maximal runs of at least `least` characters that `a` and `b` share, longest first."""
+    runs: set[str] = set()
+    i = 0
+    while i < len(a):
+        size = 0
+        while i + size < len(a) and a[i : i + size + 1] in b:
+            size += 1
+        if size >= least:
+            runs.add(a[i : i + size])
+            i += size
+        else:
+            i += 1
+    return sorted(runs, key=len, reverse=True)
+
+
+def _is_change(hit: Hit) -> bool:
+    return hit.chunk.record_kind == "変更箇所" or "変更箇所" in hit.chunk.section
 
 
 def _trim(text: str, limit: int) -> str:

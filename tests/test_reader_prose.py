@@ -1,0 +1,94 @@
+"""Prose units with their own headings, the passage reader, yes/no read off the statement that says it, and
+field names that another field's longer name contains. Real reports, real parser, real index; the questions
+are written for this test, not taken from either gold file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa.catalog import catalog
+from qa.chunking import chunk_card, heading_class
+from qa.parsing import parse_card
+from qa.question import lexical_field_scores
+from qa.reading import read_source
+
+CORPORA = Path(__file__).resolve().parent.parent / "corpora"
+
+
+def _units(name: str):  # type: ignore[no-untyped-def]
+    source = read_source(next(CORPORA.glob(f"{name}_*.txt")))
+    return chunk_card(parse_card(source), source)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("(4) 影響", "paren"),
+        ("事案1 国民健康保険高額療養費支給申請書の紛失", "annex"),
+        ("2 再発防止策", "number"),
+        ("③消去方法", "circled"),
+        ("令和6年4月8日", None),  # a date on its own line is a value, not a heading
+        ("事務担当者が書類を放置していた。", None),  # a sentence
+        ("- ・ 世帯主氏名、住所、電話番号", None),
+    ],
+)
+def test_heading_classes(line: str, expected: str | None) -> None:
+    assert heading_class(line) == expected
+
+
+def test_an_annex_after_the_form_is_filed_under_its_own_headings() -> None:
+    """000's 別紙 on a serious incident follows 別添2: its units are not change-history rows, and each part
+    carries the incident's headings, so 「影響」 is found with the number of records lost."""
+    annex = [u for u in _units("000") if 595 <= u.line <= 643]
+    assert annex and all("変更箇所" not in u.section for u in annex)
+    impact = next(u for u in annex if "404件" in u.text)
+    assert impact.text.startswith("(4) 影響")
+    assert "事案1 国民健康保険高額療養費支給申請書の紛失" in impact.section
+    assert impact.line == 613 and impact.end_line >= 615
+
+
+def test_a_field_name_inside_a_longer_one_does_not_count() -> None:
+    """「評価実施機関における担当部署」 names the department; 評価実施機関名 (the cover) is only a part of it."""
+    scores = lexical_field_scores("熊谷市の評価書に書かれた評価実施機関における担当部署を知りたい", catalog())
+    assert scores.get("department", 0) > 0
+    assert "evaluator" not in scores
+    # Alone, the shorter name still counts.
+    assert "evaluator" in lexical_field_scores("松戸市の評価書の評価実施機関はどこ", catalog())
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # 003 III 6: [○] 接続しない(入手) and [ ] 接続しない(提供) for its 住民基本台帳ファイル.
+        ("松戸市の住民基本台帳ファイルについて、情報提供ネットワークシステムで他の機関から情報を入手しているか?", "いいえ"),
+        ("松戸市の住民基本台帳ファイルは情報提供ネットワークシステムで他機関へ提供を行うのか?", "はい"),
+        # 001 I 5 ②: 「なし(…情報提供ネットワークシステムによる情報提供は行わない)」 beside ① [実施する].
+        ("熊谷市の子育て支援では情報提供ネットワークシステムを使って情報を提供していますか", "いいえ"),
+    ],
+)
+def test_yes_no_comes_from_the_statement_that_says_it(assistant, question: str, expected: str) -> None:
+    answer = assistant.ask(question)
+    assert not answer.abstained
+    assert answer.answer.startswith(expected), answer.answer
+    source = {c.card for c in answer.citations}
+    assert len(source) == 1  # one report
+    for c in answer.citations:
+        text = (CORPORA / Path(c.source).name).read_text(encoding="utf-8")
+        assert c.quote in text  # verbatim
+
+
+def test_the_passage_reader_does_not_quote_the_change_history(assistant) -> None:
+    """The 別添2 rows repeat old and new text of every section; a question not about changes reads the section."""
+    answer = assistant.ask("松戸市の送付先情報ファイルは、機構に渡したあと何日で消去されるのか")
+    assert not answer.abstained
+    assert answer.citations
+    assert all("変更箇所" not in c.section for c in answer.citations), [c.section for c in answer.citations]
+
+
+def test_an_annex_detail_is_answered_from_the_annex(assistant) -> None:
+    answer = assistant.ask("川崎市の児童手当の評価書の別紙にある事故で、紛失したのは何世帯分の個人情報か")
+    assert not answer.abstained
+    assert "295世帯" in answer.answer
+    assert any(613 <= c.line <= 621 for c in answer.citations)
