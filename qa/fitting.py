@@ -137,10 +137,6 @@ def cmd_fit(args: Any) -> int:
     from qa.api import Assistant
     from qa.evaluation import _settings_from
 
-    settings = _settings_from(args)
-    assistant = Assistant.load(settings=settings, build_if_needed=True)
-    train = Path(args.train) if args.train else settings.root / "eval" / "gold.jsonl"
-    held = Path(args.held_out) if args.held_out else None
     grid = GRID
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -148,6 +144,10 @@ def cmd_fit(args: Any) -> int:
         if unknown:
             raise SystemExit(f"qa fit: no such weight: {', '.join(unknown)} (known: {', '.join(GRID)})")
         grid = {n: GRID[n] for n in names}
+    settings = _settings_from(args)
+    assistant = Assistant.load(settings=settings, build_if_needed=True)
+    train = Path(args.train) if args.train else settings.root / "eval" / "gold.jsonl"
+    held = Path(args.held_out) if args.held_out else None
     result = run_fit(assistant, train, held, log=lambda m: print(m, flush=True), held_share=args.held_share,  # noqa: T201
                      grid=grid)
     if not args.dry_run:

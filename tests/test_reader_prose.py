@@ -92,3 +92,11 @@ def test_an_annex_detail_is_answered_from_the_annex(assistant) -> None:
     assert not answer.abstained
     assert "295世帯" in answer.answer
     assert any(613 <= c.line <= 621 for c in answer.citations)
+
+
+def test_fit_refuses_an_unknown_weight_before_loading_anything(capsys) -> None:  # type: ignore[no-untyped-def]
+    from qa.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--only", "p_unit,no_such_weight", "--dry-run"])
+    assert "no such weight: no_such_weight" in str(exc.value.code)
