@@ -40,6 +40,7 @@ GRID: dict[str, tuple[float, ...]] = {
     "p_novel": (0.0, 0.25, 0.5, 1.0),
     "p_heading": (0.0, 0.5, 1.0),
     "statement_share": (0.15, 0.25, 0.4, 0.6, 1.01),
+    "change_margin": (-1.0, 0.0, 0.005, 0.01, 0.02),
 }
 
 

@@ -65,6 +65,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "p_heading": 0.5,
     # A yes/no statement overrides the first evidence when it holds this share of the question's weight.
     "statement_share": 0.25,
+    # A question with a word of change reads the change history when its best row is this close (cosine) to
+    # the best passage of the current text; -1: always.
+    "change_margin": 0.005,
 }
 CANDIDATES = 200
 

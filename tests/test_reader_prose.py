@@ -100,3 +100,30 @@ def test_fit_refuses_an_unknown_weight_before_loading_anything(capsys) -> None: 
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--only", "p_unit,no_such_weight", "--dry-run"])
     assert "no such weight: no_such_weight" in str(exc.value.code)
+
+
+def test_a_word_of_change_about_the_current_procedure_reads_the_section(assistant) -> None:
+    """「削除され」 is a word of change, but 「いつ削除されるか」 asks about today's 消去: the current text answers
+    it more closely than any change row, so the answer does not come from 別添2."""
+    answer = assistant.ask("松戸市の送付先情報ファイルは、機構に渡したあといつ削除されますか")
+    assert not answer.abstained
+    assert all("変更箇所" not in c.section for c in answer.citations)
+    assert "削除" in answer.answer
+
+
+def test_what_only_the_change_history_still_says_is_found_there(assistant) -> None:
+    """002's cover once said its 情報政策課 obtained ISO/IEC 27001 (平成18年); only the 変更前の記載 keeps it."""
+    answer = assistant.ask("豊中市の評価書では、情報政策課がISMSの認証を取得した年はいつとされていたか")
+    assert answer.answer.startswith("平成18年")
+    assert any("27001" in c.quote or "平成18年" in c.quote for c in answer.citations)
+
+
+def test_when_a_block_was_added_is_the_earliest_row_naming_it(assistant) -> None:
+    answer = assistant.ask("豊中市の評価書でシステム6が加わったのはいつ")
+    assert answer.answer.startswith("令和4年6月30日")
+
+
+def test_the_groups_of_record_items_are_listed(assistant) -> None:
+    answer = assistant.ask("豊中市の子ども医療費の記録項目の内訳を教えて")
+    for group in ("資格関連情報", "レセプト情報", "口座情報", "健康保険情報", "福祉世帯情報", "個人番号管理情報"):
+        assert group in answer.answer

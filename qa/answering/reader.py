@@ -120,7 +120,8 @@ class Reader:
         if annex:
             return self.abstain(q, hits, f"この評価書のファイルに「{annex}」は含まれていません。",
                                 f"The report's file does not contain its 「{annex}」.", card)
-        if q.changes:
+        history = q.changes and self.about_changes(q, card, hits)
+        if history:
             changed = self.changes(q, card)
             if changed is not None:
                 return changed
@@ -134,7 +135,22 @@ class Reader:
             result = self.field(q, card, spec, hits)
             if result is not None:
                 return result
-        return self.passage(q, card, hits)
+        return self.passage(q, card, hits, history)
+
+    def about_changes(self, q: Question, card: Card, hits: list[Hit]) -> bool:
+        """Whether a question with a word of change (削除され, 追加, 変更) asks about the change history: its
+        best row must be about as close to the question as the best passage of the current text. 「連携後
+        いつ削除されるか」 asks about the current 消去 procedure, and the current text answers it better."""
+        margin = self.weights.get("change_margin", 0.005)
+        if margin < 0:
+            return True
+        query = self.searcher.query_for(q, q.vector, cards=(card.id,))
+        query.only_kind = "変更箇所"
+        rows = self.searcher.search_query(query, 1)
+        if not rows:
+            return False
+        current = max((h.dense for h in hits if not _is_change(h)), default=0.0)
+        return rows[0].dense >= current - margin
 
     def change_values(self, q: Question) -> tuple[str | None, str | None]:
         """What the question says something became, and what it was: the run of words before a marker."""
@@ -223,12 +239,15 @@ class Reader:
         return chosen, len(chosen) < len(records)
 
     def content_terms(self, q: Question) -> set[str]:
-        """Nouns of the question that are neither the form's vocabulary nor (part of) the report's own name."""
-        identity = [w.lower() for w in q.identity if len(w) >= 2]
-        return {
-            t for t in self.terms(q.norm)
-            if _NOUN.fullmatch(t) and t.lower() not in self._vocab and not any(w in t.lower() for w in identity)
-        }
+        """Nouns of the question that are neither the form's vocabulary nor (part of) the report's own name:
+        the names of the form and of the reports are cut out of the question before it is segmented, so the
+        parts of 記録項目 or of 児童手当 do not single out a block."""
+        low = q.norm.lower()
+        cut = sorted({w for w in self._vocab if len(w) >= 2 and w.lower() in low}
+                     | {w.lower() for w in q.identity if len(w) >= 2 and w.lower() in low}, key=len, reverse=True)
+        for w in cut:
+            low = low.replace(w.lower(), " ")
+        return {t for t in self.terms(low) if _NOUN.fullmatch(t) and t.lower() not in self._vocab}
 
     def from_records(
         self, q: Question, card: Card, records: list[Record], kind: str, spec: FieldSpec | None, hits: list[Hit]
@@ -467,7 +486,10 @@ class Reader:
         terms = self.content_terms(q)
         became, was = self.change_values(q)
         before_label, after_label = self.catalog.change_columns
-        if terms or became or was:
+        # A block the question names by number (システム6, 提供先29) is named so in the row's 項目 too.
+        blocks = [re.sub(r"\s+", "", m.group(0)) for m in re.finditer(
+            r"(?:" + "|".join(map(re.escape, self.catalog.record_kinds)) + r")\s*\d{1,3}(?!\d)", q.norm)]
+        if terms or became or was or blocks:
             # The row that names what the question names; a value the question says something became (or was)
             # must stand in that row's after (or before) column.
             def named(h: Hit) -> float:
@@ -478,9 +500,16 @@ class Reader:
                     score += 100
                 if was and was in columns.get(before_label, ""):
                     score += 100
+                flat = re.sub(r"\s+", "", text)
+                score += sum(10.0 for b in blocks if re.search(re.escape(b) + r"(?!\d)", flat))
                 return score
             scored = [named(h) for h in rows]
-            order = sorted(range(len(rows)), key=lambda i: (-scored[i], i))
+            first = any(c in q.norm.lower() for c in self.catalog.change_first)
+
+            def when(i: int) -> tuple[int, int, int]:  # asked when something began: the earliest of a tie
+                return date_key(rows[i].chunk.text) if first else (0, 0, 0)
+
+            order = sorted(range(len(rows)), key=lambda i: (-scored[i], when(i), i))
             rows = [rows[i] for i in order]
         top = rows[0].chunk
         parts = [Evidence(top.text.replace("\n", " / "), top.section, top.label, top.line, top.end_line)]
@@ -494,7 +523,7 @@ class Reader:
         return self.compose(q, card, parts, short=short, kind="span")
 
     # -- the best passage --------------------------------------------------------------------------------
-    def passage(self, q: Question, card: Card, hits: list[Hit]) -> Answer:
+    def passage(self, q: Question, card: Card, hits: list[Hit], history: bool | None = None) -> Answer:
         """The sentences that answer, read from the units retrieval ranks highest in the card.
 
         Every sentence of the first `passage_pool` units is scored on four things, with fitted weights: how
@@ -502,13 +531,26 @@ class Reader:
         holds a value of the asked type, and how much it adds beyond the question (a heading that only
         repeats the question's words answers nothing). The change history is read only for questions about
         changes: it repeats the current text of every section beside its past."""
-        pool = hits if q.changes else ([h for h in hits if not _is_change(h)] or hits)
+        history = q.changes if history is None else history
+        w = self.weights
+        size = int(w.get("passage_pool", 6))
+        pool = hits if history else ([h for h in hits if not _is_change(h)] or hits)
         if not pool:
             return self.abstain(q, hits, "", "", card)
         if max(h.dense for h in pool[:3]) < self.weights["abstain_below"]:
             return self.abstain(q, hits, "", "", card)
-        w = self.weights
-        scored = self.score_sentences(q, pool[: int(w.get("passage_pool", 6))])
+        pool = pool[:size]
+        if not history:
+            # What only the history still says (a sentence since removed): a rare word of the question that no
+            # current passage holds but a change row does brings that row in.
+            held = set().union(*(set(self.terms(h.chunk.text)) for h in pool))
+            rare = {t for t in self.content_terms(q) if self._idf.get(t, 0.0) >= w.get("unexplained_idf", 4.0)} - held
+            if rare:
+                query = self.searcher.query_for(q, q.vector, cards=(card.id,))
+                query.only_kind = "変更箇所"
+                rows = self.searcher.search_query(query, 5)
+                pool += [h for h in rows if rare & set(self.terms(h.chunk.text))][:2]
+        scored = self.score_sentences(q, pool)
         if not scored:
             return self.abstain(q, hits, "", "", card)
         scored.sort(key=lambda x: -x[0])
