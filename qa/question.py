@@ -57,6 +57,7 @@ class Question:
     identity: set[str] = field(default_factory=set)  # words that only name a report (川崎市, 生活保護)
     vector: Any = None  # the question embedded as a query, once
     several: bool = False  # it names two or more reports by subject: each is read
+    follow_up: str | None = None  # a yes/no question followed by a question word (…委託していますか。件数は？): its type
 
     @property
     def low(self) -> str:
@@ -288,6 +289,16 @@ def understand(
     rec = record_kind(low, cat)
     numbers = [int(n) for n in re.findall(r"(?:" + "|".join(cat.record_kinds) + r")\s*(\d{1,3})", norm)]
     numbers += [int(n) for n in re.findall(r"\b(?:system|recipient|transferee)\s*(\d{1,3})\b", low)]
+    follow_up = None
+    if yesno and not english:
+        cues = [normalize(cue).lower() for cue in cat.yesno.get("wh", ())]  # type: ignore[union-attr]
+        endings = tuple(normalize(e).rstrip("?") for e in cat.yesno.get("endings_ja", ()))  # type: ignore[union-attr]
+        for part in (x.strip() for x in re.split(r"(?<=[。?？])", low)):
+            if not part or part.rstrip("?？。 ").endswith(endings):
+                continue
+            kind_of = answer_type(part, cat)
+            if kind_of != "span" or any(_contains(part, c) for c in cues):
+                follow_up = kind_of
     superlative = None
     if any(_contains(low, c) for c in cat.most_cues):
         superlative = "min" if any(_contains(low, c) for c in cat.smallest_cues) else "max"
@@ -313,4 +324,5 @@ def understand(
         fields=matches,
         identity=scoping.identity,
         several=scoping.several,
+        follow_up=follow_up,
     )

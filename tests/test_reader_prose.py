@@ -127,3 +127,19 @@ def test_the_groups_of_record_items_are_listed(assistant) -> None:
     answer = assistant.ask("豊中市の子ども医療費の記録項目の内訳を教えて")
     for group in ("資格関連情報", "レセプト情報", "口座情報", "健康保険情報", "福祉世帯情報", "個人番号管理情報"):
         assert group in answer.answer
+
+
+def test_a_yes_no_question_with_a_detail_asked_after_it_gets_both(assistant) -> None:
+    answer = assistant.ask("松戸市の住基では亡くなった人の個人番号も保管しているのか。保管期間は？")
+    first, _, rest = answer.answer.partition("\n")
+    assert first.startswith("はい")
+    assert "150年間" in rest
+    marks = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer.answer)}
+    assert marks and max(marks) <= len(answer.citations)  # the detail's marks point at its own quotes
+
+
+def test_whether_work_is_outsourced_is_not_read_off_the_subcontracting_field(assistant) -> None:
+    """「委託の有無」 is not 「再委託の有無」: a label that ends with the asked one names another field."""
+    answer = assistant.ask("熊谷市は特定個人情報ファイルの取扱いを外部に委託していますか。何件？")
+    assert answer.answer.startswith("はい")
+    assert "再委託しない" not in answer.answer.split("\n")[0]

@@ -13,7 +13,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qa.answering.answer import Answer, Citation, Retrieved
 from qa.answering.extract import date_key, extract, number_key, sentences
@@ -93,10 +93,25 @@ class Reader:
             return self.abstain(q, hits, "該当する評価書が見つかりません。", "No matching report was found.")
         own = [h for h in hits if h.chunk.card == card.id]
         result = self.inexact(q, card, self.single(q, card, own))
+        if q.follow_up and not result.abstained:
+            result = self.with_follow_up(q, card, own, result)
         result.cards = [card.id]
         if not q.named and len(self.cards) > 1 and not result.abstained:
             result.answer = f"【{card.label}】{result.answer}"
         return result
+
+    def with_follow_up(self, q: Question, card: Card, hits: list[Hit], first: Answer) -> Answer:
+        """「…委託していますか。件数は？」: the yes or no, then the detail asked after it, each with its quotes."""
+        detail_q = replace(q, yesno=False, answer_type=q.follow_up or "span", follow_up=None,
+                           wants_list=q.wants_list or q.follow_up == "list")
+        detail = self.inexact(detail_q, card, self.single(detail_q, card, hits))
+        if detail.abstained or not detail.citations:
+            return first
+        shift = len(first.citations)
+        body = re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + shift}]", detail.answer)
+        first.answer = f"{first.answer}\n{body}"
+        first.citations = [*first.citations, *detail.citations]
+        return first
 
     def pick_card(self, q: Question, hits: list[Hit]) -> Card | None:
         if len(q.cards) == 1:

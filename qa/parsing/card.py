@@ -72,12 +72,15 @@ class Record:
         return SEP.join(self.path)
 
     def get(self, key: str) -> Field | None:
-        """The field labelled `key` (after removing markers), else the first whose label contains it."""
+        """The field labelled `key` (after removing markers), else the first whose label contains it as a
+        word: 本人の範囲 is the tail of 提供する情報の対象となる本人の範囲, but 委託の有無 glued to 再 is another
+        field (再委託の有無)."""
         exact = [f for f in self.fields if f.key == key]
         if exact:
             return next((f for f in exact if not f.empty), exact[0])
         for f in self.fields:
-            if key in f.key:
+            at = f.key.find(key)
+            if at == 0 or (at > 0 and not re.match(r"[一-龥々ァ-ヴーA-Za-z0-9]", f.key[at - 1])):
                 return f
         return None
 
