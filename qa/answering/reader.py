@@ -587,10 +587,19 @@ class Reader:
         short = next((v for v in (self.short_of(q, p.text) for p in parts) if v), None)
         return self.compose(q, card, parts, short=short, kind=q.answer_type)
 
+    def form_words(self, q: Question) -> str:
+        """For a question in English, the form's own Japanese words for what it names (its block kind, the
+        labels of the fields it names by their English names), so its words can meet the report's."""
+        if not q.english:
+            return ""
+        words = [q.record.kind] if q.record is not None else []
+        words += [m.spec.label for m in q.fields[:2] if m.lexical > 0 and m.spec.type != "yesno"]
+        return " ".join(words)
+
     def score_sentences(self, q: Question, hits: list[Hit]) -> list[tuple[float, str, Hit]]:
         w = self.weights
         identity = {x.lower() for x in q.identity}
-        wanted = {t for t in self.terms(q.norm) if t.lower() not in identity and _NOUN.fullmatch(t)}
+        wanted = {t for t in self.terms(f"{q.norm} {self.form_words(q)}") if t.lower() not in identity and _NOUN.fullmatch(t)}
         total = sum(self._idf.get(t, 1.0) for t in wanted) or 1.0
         top = hits[0].score or 1.0
         out: list[tuple[float, str, Hit]] = []
@@ -682,7 +691,7 @@ class Reader:
                 text = text.replace(run, " ")
             return {t for t in self.terms(text) if _NOUN.fullmatch(t) and t.lower() not in identity}
 
-        wanted = terms(q.norm)
+        wanted = terms(_japanese_part(q)) | terms(self.form_words(q))
         total = sum(self._idf.get(t, 1.0) for t in wanted)
         if not total:
             return None
@@ -702,7 +711,8 @@ class Reader:
         best: tuple[float, bool, Evidence] | None = None
         for lo, hi, crumb in spans:
             for text, yes, ev, option in self.statements(card, lo, hi, crumb):
-                score = weight(text) + (0.01 if option else 0.0)  # the form's own choice wins a tie
+                # On a tie: the first evidence's own section, then the form's own choice (an option).
+                score = weight(text) + (0.02 if crumb == first.section else 0.0) + (0.01 if option else 0.0)
                 if best is None or score > best[0]:
                     best = (score, yes, ev)
         if best is None or best[0] <= own or best[0] < self.weights.get("statement_share", 0.25) * total:
@@ -780,16 +790,25 @@ class Reader:
         return Answer(q.text, text, True, [], cards=[card.id] if card else [], kind="abstain")
 
 
+def _japanese_part(q: Question) -> str:
+    """The question without its English words (Sudachi reads "office" as オフィス, which no report says);
+    acronyms (ID, ISO) stay."""
+    if not q.english:
+        return q.norm
+    return re.sub(r"\b[A-Za-z]*[a-z][A-Za-z'-]*\b", " ", q.norm)
+
+
 def _common_runs(a: str, b: str, least: int) -> list[str]:
     """The maximal runs of at least `least` characters that `a` and `b` share, longest first."""
     runs: set[str] = set()
+    a = a.strip()
     i = 0
     while i < len(a):
         size = 0
         while i + size < len(a) and a[i : i + size + 1] in b:
             size += 1
-        if size >= least:
-            runs.add(a[i : i + size])
+        if size >= least and a[i : i + size].strip():
+            runs.add(a[i : i + size].strip())
             i += size
         else:
             i += 1
