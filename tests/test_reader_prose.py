@@ -143,3 +143,17 @@ def test_whether_work_is_outsourced_is_not_read_off_the_subcontracting_field(ass
     answer = assistant.ask("熊谷市は特定個人情報ファイルの取扱いを外部に委託していますか。何件？")
     assert answer.answer.startswith("はい")
     assert "再委託しない" not in answer.answer.split("\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("富士通Japanが委託先になっている評価書を挙げて", {"002", "004"}),
+        ("日本学生支援機構へ特定個人情報を渡している評価書は?", {"000", "004"}),
+    ],
+)
+def test_which_reports_name_a_body_in_their_blocks(assistant, question: str, expected: set[str]) -> None:
+    """Across reports, a report belongs when its blocks name the body, even if the passage its own answer
+    quoted was another; words every report has (特定個人情報) do not tell reports apart."""
+    answer = assistant.ask(question)
+    assert {c[:3] for c in answer.cards} == expected, answer.answer

@@ -29,6 +29,10 @@ def _card_text(reader: Reader, card: Card) -> str:
     return "\n".join(source.norm_lines)
 
 
+def _blocks_text(card: Card, kind: str) -> str:
+    return normalize(" ".join(f"{r.name or ''} {f.value}" for r in card.records(kind) for f in r.fields)).lower()
+
+
 def _structure_words(reader: Reader) -> set[str]:
     """The form's labels and block kinds: they name where things stand, never what tells reports apart."""
     cat = reader.catalog
@@ -73,8 +77,13 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     said = {cid: ("" if a.abstained else normalize(a.answer).lower()) for cid, a in reasons.items()}
     members: list[Card] = []
     quoted = [normalize(x).lower() for x in q.quoted]
-    by_answer = distinguishing_terms(reader, q, said, form_words=True)
-    terms = by_answer or distinguishing_terms(reader, q, texts)
+    by_text = distinguishing_terms(reader, q, texts)
+    # A word that some answers hold tells the reports apart only if the reports' texts differ on it too
+    # (特定個人情報 is in every report, whichever passage each answer happened to quote), or if it is one of the
+    # form's own words (an option such as 全項目評価書, which every report lists among its choices).
+    by_answer = [t for t in distinguishing_terms(reader, q, said, form_words=True)
+                 if t in by_text or t.lower() in reader._vocab or any(t in x for x in by_text)]
+    terms = by_answer or by_text
     if quoted and polar:
         # A quoted choice (「発生あり」, 「行っていない」): the reports whose own yes/no reading has its polarity.
         word = reader.yes_word(each_q, reader.is_positive(quoted[0])).lower()
@@ -85,6 +94,12 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     elif terms:
         # ... or a term that tells the reports apart (a company, a body, a measure), in its answer or its text.
         pool = said if by_answer else {c.id: texts[c.id].lower() for c in cards}
+        if by_answer:
+            # A report whose blocks of the asked kind (its 提供先, its 委託事項; any but the change history when
+            # the question names none) hold the term belongs too, when its answer quoted another passage.
+            kinds = {q.record.kind} if q.record is not None else {m.spec.record for m in q.fields[:3] if m.spec.record}
+            kinds = (kinds or set(reader.catalog.record_kinds)) - {"変更箇所"}
+            pool = {c.id: pool[c.id] + "\n" + " ".join(_blocks_text(c, k) for k in sorted(kinds)) for c in cards}
         counts = {c.id: sum(1 for t in terms if t.lower() in pool[c.id]) for c in cards}
         best = max(counts.values(), default=0)
         members = [c for c in cards if best and counts[c.id] == best]
