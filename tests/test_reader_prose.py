@@ -157,3 +157,16 @@ def test_which_reports_name_a_body_in_their_blocks(assistant, question: str, exp
     quoted was another; words every report has (特定個人情報) do not tell reports apart."""
     answer = assistant.ask(question)
     assert {c[:3] for c in answer.cards} == expected, answer.answer
+
+
+def test_a_block_called_by_its_name_is_the_one_read(assistant) -> None:
+    answer = assistant.ask("熊谷市の子育て支援で、中間サーバはどんな機能を持つ？")
+    assert "符号管理機能" in answer.answer
+    assert "個人番号管理機能" not in answer.answer  # that is 団体内統合宛名システム's, another block
+
+
+def test_a_body_removed_from_the_recipients_is_not_among_them(assistant) -> None:
+    """004's 社会福祉協議会 was a 提供先 until a change removed it: sharing 福祉 with another block's name is
+    not being that block."""
+    answer = assistant.ask("生活保護の評価書の提供先に、いまも社会福祉協議会は入っていますか")
+    assert answer.answer.startswith("いいえ"), answer.answer

@@ -230,6 +230,11 @@ class Reader:
             return None
         if q.answer_type == "number" and not narrowed:
             return self.count(q, card, kind, all_records)
+        if q.yesno:
+            # The question's longest name (社会福祉協議会) must stand in a block: sharing parts (福祉) is not being it.
+            name = self.longest_name(q)
+            if name and not any(name in normalize(" ".join([r.name or "", *(f.value for f in r.fields)])) for r in all_records):
+                return self.presence(q, card, kind, [], True)
         holds_spec = spec is not None and any(self.field_of(r, spec) for r in chosen)
         if q.yesno and not holds_spec:
             if spec is not None and spec.record == kind:
@@ -241,6 +246,12 @@ class Reader:
     def narrow(self, q: Question, records: list[Record]) -> tuple[list[Record], bool]:
         """The blocks the question singles out by their content (a recipient's name, a kind of work): nouns of
         the question that only some blocks hold (at most half of them), weighted by rarity."""
+        # A block the question calls by its name (団体内統合宛名システム, a recipient's name) is the one meant.
+        rspec = self.catalog.record(records[0].kind) if records else None
+        names = [normalize(self.record_name(r, rspec.name_fields if rspec else ())) for r in records]
+        called = [r for r, n in zip(records, names) if len(n) >= 4 and n in q.norm]
+        if called and len(called) < len(records):
+            return called, True
         toks = [self.record_terms(r) for r in records]
         q_terms = self.content_terms(q)
         spread = Counter(t for tt in toks for t in (q_terms & tt))
@@ -252,6 +263,24 @@ class Reader:
         keep = 0.5 if q.wants_list else 0.8
         chosen = [r for r, s in zip(records, scores) if s >= best * keep]
         return chosen, len(chosen) < len(records)
+
+    def longest_name(self, q: Question) -> str | None:
+        """The question's longest run of a name (4+ characters) once the form's and the reports' names are cut."""
+        low = q.norm
+        cut = sorted({w for w in self._vocab if len(w) >= 2 and w in low} | {w for w in q.identity if len(w) >= 2 and w in low},
+                     key=len, reverse=True)
+        for w in cut:
+            low = low.replace(w, " ")
+        runs = re.findall(r"[一-龥々ァ-ヴーA-Za-z0-9・]{4,}", low)
+        # Words every report uses (特定個人情報ファイル) are the form's, not names of something.
+        runs = [r for r in runs if not all(r in self.card_text(c) for c in self.cards)]
+        return max(runs, key=len) if runs else None
+
+    def card_text(self, card_id: str) -> str:
+        text = self._texts.get(card_id)
+        if text is None:
+            text = self._texts[card_id] = "".join(self.source(card_id).norm_lines)
+        return text
 
     def content_terms(self, q: Question) -> set[str]:
         """Nouns of the question that are neither the form's vocabulary nor (part of) the report's own name:
@@ -480,9 +509,7 @@ class Reader:
 
     def mentions(self, card: Card, spec: FieldSpec) -> bool:
         """Whether the report's text names the field at all (its parse may have missed it)."""
-        text = self._texts.get(card.id)
-        if text is None:
-            text = self._texts[card.id] = "".join(self.source(card.id).norm_lines)
+        text = self.card_text(card.id)
         return any(label_key(x) in text for x in spec.labels if len(label_key(x)) >= 3)
 
     @staticmethod
