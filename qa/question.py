@@ -137,9 +137,13 @@ def lexical_field_scores(low: str, cat: Catalog) -> dict[str, float]:
     A name found only inside a longer name of another field does not count: in 「評価実施機関における担当部署」
     the question names the department, not 評価実施機関名."""
     found: list[tuple[str, int, int, str]] = []  # (field id, start, end, name)
+    # A word that says what kind of answer is wanted (どのくらいの頻度, 間隔, how often) names no field: it is in
+    # every question of that kind, whatever it is about; unless the form's label itself says it (時期・頻度).
+    type_words = {normalize(w).lower() for words in cat.answer_types.values() for w in words}
     for spec in cat.fields:
         for name in spec.names:
-            if name and _contains(low, name):
+            generic = name.lower() in type_words and not any(name in label for label in spec.labels)
+            if name and not generic and _contains(low, name):
                 if name.isascii():
                     found += [(spec.id, m.start(), m.end(), name) for m in _ascii_word(name).finditer(low)]
                 else:
