@@ -455,8 +455,7 @@ class Reader:
             return picked
         crumb, f = picked
         parts = [Evidence(self.value_text(f), crumb, f.label, f.line, f.end_line)]
-        if q.answer_type in ("date", "duration", "frequency", "number") and spec.type not in (q.answer_type, "range") \
-                and not self.short_of(q, parts[0].text):
+        if q.answer_type in ("date", "duration", "frequency", "number") and not self.short_of(q, parts[0].text):
             return None  # the field holds no value of the asked kind (a choice, not its period): read the passages
         if q.yesno:
             return self.polarity(q, card, parts, hits)
