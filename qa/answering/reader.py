@@ -226,8 +226,9 @@ class Reader:
                 return None
             return self.abstain(q, hits, f"この評価書には{kind}の記載がありません。", f"The report lists no {kind}.", card)
         chosen, narrowed = self.narrow(q, all_records)
-        if not narrowed and not q.wants_list and q.answer_type not in ("list", "number") and self.unexplained(q, all_records):
-            return None
+        if not q.wants_list and q.answer_type not in ("list", "number") and self.unexplained(q, all_records) \
+                and not (narrowed and self.strongly_named(q, chosen)):
+            return None  # about something the blocks do not hold (blocks singled out by common words do not count)
         if q.answer_type == "number" and not narrowed:
             return self.count(q, card, kind, all_records)
         if q.yesno:
@@ -345,6 +346,17 @@ class Reader:
             if best is None or score > best[0]:
                 best = (score, m.spec)
         return best[1] if best else None
+
+    def strongly_named(self, q: Question, records: list[Record]) -> bool:
+        """Whether the question calls the blocks by their name, or they hold a rare word of it, not only common
+        ones (場合, 提出)."""
+        rspec = self.catalog.record(records[0].kind) if records else None
+        if any(len(n) >= 4 and n in q.norm
+               for n in (normalize(self.record_name(r, rspec.name_fields if rspec else ())) for r in records)):
+            return True
+        held: set[str] = set().union(*(self.record_terms(r) for r in records)) if records else set()
+        least = self.weights.get("unexplained_idf", 4.0)
+        return any(self._idf.get(t, 0.0) >= least for t in self.content_terms(q) & held)
 
     def unexplained(self, q: Question, records: list[Record]) -> bool:
         """The question names things (nouns of weight) that no block and no word of the form accounts for:
