@@ -170,3 +170,10 @@ def test_a_body_removed_from_the_recipients_is_not_among_them(assistant) -> None
     not being that block."""
     answer = assistant.ask("生活保護の評価書の提供先に、いまも社会福祉協議会は入っていますか")
     assert answer.answer.startswith("いいえ"), answer.answer
+
+
+def test_how_often_reads_the_blocks_one_field_of_that_kind(assistant) -> None:
+    """No field is named, but the question asks how often: the block's one frequency field (時期・頻度) answers."""
+    answer = assistant.ask("児童手当の評価書で戸籍住民サービス課へはどれくらいの間隔で移転しているか")
+    assert "5分間隔" in answer.answer
+    assert any(c.line == 148 for c in answer.citations)

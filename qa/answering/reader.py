@@ -345,6 +345,12 @@ class Reader:
             score = m.score + (0.3 if m.spec.type == q.answer_type else 0.0)
             if best is None or score > best[0]:
                 best = (score, m.spec)
+        if best is None and q.answer_type in ("date", "duration", "frequency"):
+            # Named by none, the one field of these blocks that holds the asked kind of value (時期・頻度 for
+            # "how often") is what is asked.
+            typed = [f for f in self.catalog.fields if f.type == q.answer_type and any(self.field_of(r, f) for r in records[:10])]
+            if len(typed) == 1:
+                return typed[0]
         return best[1] if best else None
 
     def strongly_named(self, q: Question, records: list[Record]) -> bool:
