@@ -44,6 +44,11 @@ class Chunk:
     verbatim: str = ""  # the raw source lines line…end_line, as written
 
     @property
+    def is_change_history(self) -> bool:
+        """A unit of 別添2 (変更箇所): it repeats the old and new text of every section beside its past."""
+        return self.record_kind == "変更箇所" or "変更箇所" in self.section
+
+    @property
     def search_text(self) -> str:
         """What BM25 and the embedder see: card, breadcrumb, then the content."""
         return f"{self.title}\n{self.section}\n{self.text}"

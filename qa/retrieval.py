@@ -121,7 +121,7 @@ class HybridSearcher:
         self.weights = weights or load_weights()
         self.catalog = catalog()
         chunks = index.chunks
-        self._change_rows = np.array([c.record_kind == "変更箇所" or "変更箇所" in c.section for c in chunks], dtype=bool)
+        self._change_rows = np.array([c.is_change_history for c in chunks], dtype=bool)
         self._risk_rows = np.array([c.section.startswith(("III ", "IV ")) and "リスク" in c.section for c in chunks], dtype=bool)
         self._label_keys = [
             {label_key(line.split(":", 1)[0].split(" ")[-1]) for line in c.text.split("\n") if ":" in line}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from qa.answering.answer import Answer, Citation, Retrieved
 from qa.answering.extract import date_key, extract, number_key, sentences
+from qa.answering.statements import best_statement, is_change_history
 from qa.catalog import FieldSpec, catalog
 from qa.chunking import clean_line, heading_class
 from qa.parsing.card import SEP, Card, Field, Record, label_key
@@ -164,7 +165,7 @@ class Reader:
         rows = self.searcher.search_query(query, 1)
         if not rows:
             return False
-        current = max((h.dense for h in hits if not _is_change(h)), default=0.0)
+        current = max((h.dense for h in hits if not is_change_history(h)), default=0.0)
         return rows[0].dense >= current - margin
 
     def change_values(self, q: Question) -> tuple[str | None, str | None]:
@@ -593,7 +594,7 @@ class Reader:
         history = q.changes if history is None else history
         w = self.weights
         size = int(w.get("passage_pool", 6))
-        pool = hits if history else ([h for h in hits if not _is_change(h)] or hits)
+        pool = hits if history else ([h for h in hits if not is_change_history(h)] or hits)
         if not pool:
             return self.abstain(q, hits, "", "", card)
         if max(h.dense for h in pool[:3]) < self.weights["abstain_below"]:
@@ -690,78 +691,12 @@ class Reader:
         text = normalize(parts[0].text)
         yes = self.is_positive(text)
         if hits:
-            better = self.best_statement(q, card, parts[0], hits)
+            better = best_statement(self, q, card, parts[0], hits)
             if better is not None:
                 yes, ev = better
                 if ev.line != parts[0].line or ev.text != parts[0].text:
                     parts = [ev, *parts[:1]]
         return self.compose(q, card, parts, short=self.yes_word(q, yes), kind="yesno")
-
-    def statements(self, card: Card, first: int, last: int, crumb: str) -> list[tuple[str, bool, Evidence, bool]]:
-        """What the lines first…last state as yes or no: chosen options, unchosen options (as their opposite),
-        and sentences of values that end in a word of polarity. The last item: whether it is a form's option."""
-        out: list[tuple[str, bool, Evidence, bool]] = []
-        polar = tuple(self.catalog.yesno.get("positive", ())) + tuple(self.catalog.yesno.get("negative", ()))  # type: ignore[operator]
-        for owner, f in card.fields():
-            if not (first <= f.line <= last) or getattr(owner, "kind", None) == "変更箇所":
-                continue
-            ev_crumb = getattr(owner, "breadcrumb", crumb)
-            if f.options and f.selected is not None:
-                chosen = {normalize(x) for x in f.selected}
-                for option in f.options:
-                    o = normalize(option)
-                    if any(w in o for w in polar):
-                        picked = o in chosen
-                        shown = f"[{'○' if picked else ' '}] {option}"  # chosen or not, as the form shows it
-                        out.append((o, self.is_positive(o) == picked, Evidence(shown, ev_crumb, f.label, f.line, f.end_line), True))
-                continue
-            for clause in re.split(r"\n|。|(?<=\))\s*(?=\()", f.value):
-                c = normalize(clause).strip()
-                tail = c.rstrip(")）」』。 ")
-                ending = next((w for w in sorted(polar, key=len, reverse=True) if len(w) >= 3 and tail.endswith(w)), None)
-                if ending:  # a sentence that ends saying yes or no
-                    out.append((c, self.is_positive(ending), Evidence(clean_line(c), ev_crumb, f.label, f.line, f.end_line), False))
-        return out
-
-    def best_statement(self, q: Question, card: Card, first: Evidence, hits: list[Hit]) -> tuple[bool, Evidence] | None:
-        # The subject the first evidence is filed under (a run of its heading the question repeats, such as
-        # 情報提供ネットワークシステム) is common to every statement about it: what singles one out is the rest.
-        head = normalize(first.section.split(SEP)[-1] if first.section else "")
-        subject = _common_runs(head, q.norm, 5)
-        identity = {t.lower() for x in q.identity for t in self.terms(x)}
-
-        def terms(text: str) -> set[str]:
-            for run in subject:
-                text = text.replace(run, " ")
-            return {t for t in self.terms(text) if _NOUN.fullmatch(t) and t.lower() not in identity}
-
-        wanted = terms(_japanese_part(q)) | terms(self.form_words(q))
-        total = sum(self._idf.get(t, 1.0) for t in wanted)
-        if not total:
-            return None
-
-        def weight(text: str) -> float:
-            return sum(self._idf.get(t, 1.0) for t in wanted & terms(text))
-
-        own = weight(normalize(first.text))
-        # Where else the report speaks of the subject: the top passages, and the sections whose heading names
-        # it (情報提供ネットワークシステム has I 5, II 5 and III 6).
-        # On a tie the earlier span keeps it: the first evidence, then the subject's sections, then passages.
-        spans = [(first.line, first.end_line, first.section)] + [
-            (sec.line, sec.end_line, sec.breadcrumb) for sec in card.walk()
-            if subject and sec.breadcrumb != first.section and "変更箇所" not in sec.breadcrumb
-            and any(run in normalize(sec.title) for run in subject)
-        ] + [(h.chunk.line, h.chunk.end_line, h.chunk.section) for h in hits[:5] if not _is_change(h)]
-        best: tuple[float, bool, Evidence] | None = None
-        for lo, hi, crumb in spans:
-            for text, yes, ev, option in self.statements(card, lo, hi, crumb):
-                # On a tie: the first evidence's own section, then the form's own choice (an option).
-                score = weight(text) + (0.02 if crumb == first.section else 0.0) + (0.01 if option else 0.0)
-                if best is None or score > best[0]:
-                    best = (score, yes, ev)
-        if best is None or best[0] <= own or best[0] < self.weights.get("statement_share", 0.25) * total:
-            return None
-        return best[1], best[2]
 
     def is_positive(self, text: str) -> bool:
         negatives = sorted(self.catalog.yesno.get("negative", ()), key=len, reverse=True)  # type: ignore[arg-type]
@@ -832,35 +767,6 @@ class Reader:
                 f"{h.chunk.section} {h.chunk.line}行" if lang == "ja" else f"{h.chunk.section} line {h.chunk.line}" for h in near
             )
         return Answer(q.text, text, True, [], cards=[card.id] if card else [], kind="abstain")
-
-
-def _japanese_part(q: Question) -> str:
-    """The question without its English words (Sudachi reads "office" as オフィス, which no report says);
-    acronyms (ID, ISO) stay."""
-    if not q.english:
-        return q.norm
-    return re.sub(r"\b[A-Za-z]*[a-z][A-Za-z'-]*\b", " ", q.norm)
-
-
-def _common_runs(a: str, b: str, least: int) -> list[str]:
-    """The maximal runs of at least `least` characters that `a` and `b` share, longest first."""
-    runs: set[str] = set()
-    a = a.strip()
-    i = 0
-    while i < len(a):
-        size = 0
-        while i + size < len(a) and a[i : i + size + 1] in b:
-            size += 1
-        if size >= least and a[i : i + size].strip():
-            runs.add(a[i : i + size].strip())
-            i += size
-        else:
-            i += 1
-    return sorted(runs, key=len, reverse=True)
-
-
-def _is_change(hit: Hit) -> bool:
-    return hit.chunk.record_kind == "変更箇所" or "変更箇所" in hit.chunk.section
 
 
 def _trim(text: str, limit: int) -> str:
