@@ -12,7 +12,8 @@
    the units' Sudachi tokens, e5 passage vectors, e5 query vectors):
      BM25 · e5 · RRF(k=60) · weighted fusion of min-max-normalised scores (several weights) · BM25 top-50
      re-ranked by e5 · e5 top-50 re-ranked by BM25 · e5 top-50 re-ranked by the fitted fusion ·
-     the project's HybridSearcher (today's default retriever, with its scoping and bonuses).
+     the project's HybridSearcher in fused order, and with the learned ranker of qa/data/ranker.json (the default;
+     fitted by `qa fit-ranker` on eval/gold.jsonl only).
    A hit is a retrieved unit of the question's card whose text contains the evidence (NFKC, whitespace
    removed) or whose lines overlap the evidence's lines in the report. evidence@1/5/10 and MRR@10 are printed
    for all, Japanese and English questions. Fusion weights are fitted on eval/gold.jsonl (the project's
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             index = load_index(tmp / "index")
         scorer = Scorer(index)
         searcher = HybridSearcher(index)
+        fused_only = HybridSearcher(index, segmenter=searcher.segmenter, ranker=None)
         texts = {p.stem: read_corpus_text(p) for p in sorted(args.corpora.iterdir()) if p.is_file()}
         sets = {"eval/gold.jsonl (fitting set)": questions_of(args.gold, texts),
                 "external gold (held out)": questions_of(args.external, texts)}
@@ -298,9 +300,11 @@ def main(argv: list[str] | None = None) -> int:
             n_en = sum(q.english for q in qs)
             say(f"## {name}: {len(qs)} answerable single-card questions ({len(qs) - n_en} Japanese, {n_en} English)")
             rows = [(v, evaluate(scorer, qs, legs[name], fn)) for v, fn in variants]
+            plain, _ = evaluate_searcher(scorer, fused_only, qs)
+            rows.append(("HybridSearcher, fused order only (no learned ranker)", plain))
             hybrid, times = evaluate_searcher(scorer, searcher, qs)
             timings += times
-            rows.append(("HybridSearcher (qa.retrieval, today's default)", hybrid))
+            rows.append(("HybridSearcher + learned ranker (qa.retrieval, the default)", hybrid))
             for row in table(rows):
                 say(row)
             say("")

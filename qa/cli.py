@@ -510,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_batch)
 
     for module, name in (
-        ("qa.evaluation", "add_eval_command"), ("qa.fitting", "add_fit_command"), ("qa.webapp", "add_serve_command")
+        ("qa.evaluation", "add_eval_command"), ("qa.fitting", "add_fit_command"),
+        ("qa.fitting", "add_fit_ranker_command"), ("qa.webapp", "add_serve_command")
     ):
         try:
             register = getattr(__import__(module, fromlist=[name]), name)

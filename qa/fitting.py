@@ -169,3 +169,97 @@ def add_fit_command(subparsers: Any) -> Any:
     p.add_argument("--dry-run", action="store_true", help="print, do not write qa/data/weights.json")
     p.set_defaults(func=cmd_fit)
     return p
+
+
+# -- the learned ranker (qa/ranking.py) ------------------------------------------------------------------------
+
+
+def ranker_examples(searcher: Any, gold_file: Path, corpus_dir: Path) -> list[Any]:
+    """Each answerable single-report gold question with evidence, as its candidates' features and which hold the
+    evidence (the retrieval benchmark's hit: the unit contains the evidence, or overlaps its lines)."""
+    import re
+    import unicodedata
+
+    import numpy as np
+
+    from qa.evaluation import find_evidence, read_corpus_text
+    from qa.ranking import Example
+
+    def squash(text: str) -> str:
+        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+    texts = {p.stem: read_corpus_text(p) for p in sorted(corpus_dir.iterdir()) if p.is_file()}
+    chunks = searcher.index.chunks
+    squashed: dict[int, str] = {}
+    out = []
+    for item in load_gold(gold_file):
+        if not item.answerable or len(item.cards) != 1 or not item.evidence or not isinstance(item.evidence, str):
+            continue
+        card, evidence = item.cards[0], squash(item.evidence)
+        spans = [(s.line, s.end_line) for s in find_evidence(item.evidence, texts, [card])]
+        q, vector = searcher.understand(item.question)
+        query = searcher.query_for(q, vector)
+        cand = searcher.fuse(query)
+        if cand is None or not len(cand.rows):
+            continue
+
+        def hit(i: int) -> bool:
+            u = chunks[i]
+            if u.card != card:
+                return False
+            if evidence in squashed.setdefault(i, squash(u.text)):
+                return True
+            return any(u.line <= end and start <= u.end_line for start, end in spans)
+
+        positive = np.array([hit(int(i)) for i in cand.rows], dtype=bool)
+        out.append(Example(item.id, searcher.feature_matrix(query, cand), positive))
+    return out
+
+
+def cmd_fit_ranker(args: Any) -> int:
+    from qa.api import Assistant
+    from qa.evaluation import _settings_from
+    from qa.ranking import RANKER_PATH, cross_validate, fit_weights, rank_metrics, write_ranker
+
+    settings = _settings_from(args)
+    assistant = Assistant.load(settings=settings, build_if_needed=True)
+    searcher = assistant.searcher
+    train_file = Path(args.train) if args.train else settings.root / "eval" / "gold.jsonl"
+    train = ranker_examples(searcher, train_file, settings.corpus_dir)
+    lam, by_lam = cross_validate(train)
+    weights = fit_weights(train, lam)
+    fused, learned = rank_metrics(train, None), rank_metrics(train, weights)
+    print(f"{len(train)} training questions from {train_file}; 5-fold MRR@10 by L2: "  # noqa: T201
+          + ", ".join(f"{k}: {v:.3f}" for k, v in by_lam.items()) + f" → {lam}")
+    print(f"training set: fused MRR@10 {fused['mrr']:.3f} → learned {learned['mrr']:.3f}")  # noqa: T201
+    about: dict[str, Any] = {"train_file": _shown(train_file, settings.root), "questions": len(train), "l2": lam,
+                             "cv_mrr": round(by_lam[lam], 4), "train_mrr": round(learned["mrr"], 4)}
+    if args.held_out:
+        held = ranker_examples(searcher, Path(args.held_out), settings.corpus_dir)
+        before, after = rank_metrics(held, None), rank_metrics(held, weights)
+        print(f"held out ({len(held)} questions of {args.held_out}, never fitted on): evidence@10 "  # noqa: T201
+              f"{before['@10']:.3f} → {after['@10']:.3f}, MRR@10 {before['mrr']:.3f} → {after['mrr']:.3f}")
+        about.update(held_out_file=_shown(Path(args.held_out), settings.root), held_out_mrr=round(after["mrr"], 4),
+                     held_out_at10=round(after["@10"], 4))
+    if not args.dry_run:
+        write_ranker(RANKER_PATH, weights, **about)
+        print(f"wrote {RANKER_PATH}")  # noqa: T201
+    return 0
+
+
+def _shown(path: Path, root: Path) -> str:
+    """A path as recorded in the fitted file: relative to the project when it can be."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def add_fit_ranker_command(subparsers: Any) -> Any:
+    """Register `qa fit-ranker [--train FILE] [--held-out FILE] [--dry-run]`."""
+    p = subparsers.add_parser("fit-ranker", help="fit the learned ranker on a gold file, report on another")
+    p.add_argument("--train", help="gold file the ranker is fitted on (default: <root>/eval/gold.jsonl)")
+    p.add_argument("--held-out", help="gold file measured with the fitted ranker (never used for fitting)")
+    p.add_argument("--dry-run", action="store_true", help="print, do not write qa/data/ranker.json")
+    p.set_defaults(func=cmd_fit_ranker)
+    return p

@@ -31,6 +31,7 @@ from qa.errors import CardNotFoundError
 from qa.index import Index
 from qa.parsing.card import label_key
 from qa.question import Question, understand
+from qa.ranking import Candidates, LinearRanker, UnitFacts, features
 from qa.reading import normalize
 from qa.segment import Segmenter
 
@@ -112,13 +113,24 @@ class Query:
     risks: bool = False
     vector: np.ndarray | None = None
     only_kind: str | None = None  # search only the blocks of this kind (the change history)
+    question: str = ""  # the question's own words (the ranker's coverage features read them)
+    answer_type: str = "span"
+    record_numbers: tuple[int, ...] = ()
+
+
+_DEFAULT_RANKER = object()
 
 
 class HybridSearcher:
-    def __init__(self, index: Index, segmenter: Segmenter | None = None, weights: dict[str, float] | None = None) -> None:
+    """`ranker`: the learned ranker of qa/data/ranker.json by default; None ranks by the fused score alone."""
+
+    def __init__(self, index: Index, segmenter: Segmenter | None = None, weights: dict[str, float] | None = None,
+                 ranker: Any = _DEFAULT_RANKER) -> None:
         self.index = index
         self.segmenter = segmenter or Segmenter()
         self.weights = weights or load_weights()
+        self.ranker: LinearRanker | None = LinearRanker.from_file() if ranker is _DEFAULT_RANKER else ranker
+        self._facts: UnitFacts | None = None
         self.catalog = catalog()
         chunks = index.chunks
         self._change_rows = np.array([c.is_change_history for c in chunks], dtype=bool)
@@ -227,6 +239,9 @@ class HybridSearcher:
             changes=q.changes,
             risks=q.risks,
             vector=vector,
+            question=q.norm,
+            answer_type=q.answer_type,
+            record_numbers=tuple(q.record_numbers),
         )
 
     def scope(self, question: str, cards: list[str] | None = None) -> Scope:
@@ -258,10 +273,36 @@ class HybridSearcher:
         return self.search_query(self.query_for(q, vector), k)
 
     def search_query(self, query: Query, k: int) -> list[Hit]:
+        cand = self.fuse(query)
+        if cand is None:
+            return []
+        final = cand.fused
+        if self.ranker is not None and len(cand.rows):
+            # The ranker's order as positive scores, exp(score − best): the best unit scores 1, and the ratio of
+            # two scores is their odds under the ranker (the reader compares units by such ratios).
+            s = self.ranker.scores(self.feature_matrix(query, cand))
+            final = np.zeros(len(cand.fused))
+            order = cand.rows[np.argsort(-s, kind="stable")]
+            final[order] = 1.0 / (cand.rrf_k + 1 + np.arange(len(order)))
+        top = [int(i) for i in np.argsort(-final, kind="stable")[:k] if final[i] > 0]
+        return [
+            Hit(
+                chunk=self.index.chunks[i],
+                score=float(final[i]),
+                bm25_rank=int(cand.bm25_rank[i]) + 1 if cand.bm25_rank[i] >= 0 else None,
+                dense_rank=int(cand.dense_rank[i]) + 1 if cand.dense_rank[i] >= 0 else None,
+                dense=float(cand.dense[i]) if np.isfinite(cand.dense[i]) else 0.0,
+                bm25=float(cand.bm25[i]) if np.isfinite(cand.bm25[i]) else 0.0,
+            )
+            for i in top
+        ]
+
+    def fuse(self, query: Query) -> Candidates | None:
+        """Both legs, their fusion and the structure priors; the units with a fused score are the candidates."""
         index = self.index
         n = len(index)
         if n == 0 or not query.cards:
-            return []
+            return None
         w = self.weights
         allowed = np.isin(index.card_of_chunk, [index.card_ids.index(c) for c in query.cards if c in index.card_ids])
         if query.only_kind is not None:
@@ -289,7 +330,9 @@ class HybridSearcher:
             for name, weight in (("bm25", w["w_bm25"]), ("dense", w["w_dense"])):
                 order = np.flatnonzero(ranks[name] >= 0)
                 fused[order] += weight / (rrf_k + 1 + ranks[name][order])
-        fused += self._structure_bonus(query, allowed)
+        labels, kinds = self._structure_scores(query, allowed)
+        scale = w["bonus_scale"] if w["fusion"] >= 0.5 else 1.0 / (rrf_k + 1)
+        fused += scale * (w["w_struct"] * labels + w["w_kind"] * kinds)
         if not query.changes:
             # The change history repeats every section's name and vocabulary; it answers questions about changes.
             fused[self._change_rows] *= w["change_weight"]
@@ -297,18 +340,20 @@ class HybridSearcher:
             # III リスク対策 repeats II's headings (4. 委託, 5. 提供・移転); the facts asked about sit in II.
             fused[self._risk_rows] *= w["risk_weight"]
         fused[~allowed] = 0
-        top = [int(i) for i in np.argsort(-fused, kind="stable")[:k] if fused[i] > 0]
-        return [
-            Hit(
-                chunk=index.chunks[i],
-                score=float(fused[i]),
-                bm25_rank=int(ranks["bm25"][i]) + 1 if ranks["bm25"][i] >= 0 else None,
-                dense_rank=int(ranks["dense"][i]) + 1 if ranks["dense"][i] >= 0 else None,
-                dense=float(dense_scores[i]) if np.isfinite(dense_scores[i]) else 0.0,
-                bm25=float(bm25_scores[i]) if np.isfinite(bm25_scores[i]) else 0.0,
-            )
-            for i in top
-        ]
+        rows = np.flatnonzero(fused > 0)
+        return Candidates(rows, fused, bm25_scores, dense_scores, ranks["bm25"], ranks["dense"], labels[rows],
+                          kinds[rows], query.changes, query.risks, rrf_k)
+
+    def facts(self) -> UnitFacts:
+        with self._lock:
+            if self._facts is None:
+                self._facts = UnitFacts.of(self.index.chunks, self.index.tokens, self.segmenter,
+                                           self._change_rows, self._risk_rows)
+            return self._facts
+
+    def feature_matrix(self, query: Query, cand: Candidates) -> np.ndarray:
+        return features(self.facts(), cand, query.answer_type, query.record_numbers,
+                        self.segmenter.tokens(query.question or query.text))
 
     def _bm25(self, text: str, n: int) -> np.ndarray:
         vocab = self.index.bm25.vocab_dict
@@ -328,18 +373,16 @@ class HybridSearcher:
         scores[ids[0][valid]] = found[0][valid]
         return scores
 
-    def _structure_bonus(self, query: Query, allowed: np.ndarray) -> np.ndarray:
-        """Units holding the fields or blocks the question asks about rank higher, by how sure the match is."""
-        bonus = np.zeros(len(self.index))
+    def _structure_scores(self, query: Query, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How surely each unit holds a field (label) or a block kind the question asks about, 0 to 1."""
+        labels = np.zeros(len(self.index))
+        kinds = np.zeros(len(self.index))
         if not query.labels and not query.kinds:
-            return bonus
-        scale = self.weights["bonus_scale"] if self.weights["fusion"] >= 0.5 else 1.0 / (self.weights["rrf_k"] + 1)
+            return labels, kinds
         for i in np.flatnonzero(allowed):
-            label_score = max((query.labels.get(key, 0.0) for key in self._label_keys[i]), default=0.0)
-            kind_score = query.kinds.get(self._kinds[i] or "", 0.0)
-            if label_score or kind_score:
-                bonus[i] = scale * (self.weights["w_struct"] * label_score + self.weights["w_kind"] * kind_score)
-        return bonus
+            labels[i] = max((query.labels.get(key, 0.0) for key in self._label_keys[i]), default=0.0)
+            kinds[i] = query.kinds.get(self._kinds[i] or "", 0.0)
+        return labels, kinds
 
 
 def _minmax(scores: np.ndarray) -> np.ndarray:
