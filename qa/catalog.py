@@ -35,9 +35,10 @@ class FieldSpec:
     def labels(self) -> tuple[str, ...]:
         return (self.label, *self.also)
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
-        """Every way of naming the field, normalised and lower-cased, longest first."""
+        """Every way of naming the field, normalised and lower-cased, longest first (computed once: the
+        question matcher reads it for every field of every question)."""
         words = {normalize(w).lower() for w in (*self.labels, *self.ja, *self.en) if w}
         return tuple(sorted(words, key=len, reverse=True))
 

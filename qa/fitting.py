@@ -219,7 +219,7 @@ def ranker_examples(searcher: Any, gold_file: Path, corpus_dir: Path) -> list[An
 def cmd_fit_ranker(args: Any) -> int:
     from qa.api import Assistant
     from qa.evaluation import _settings_from
-    from qa.ranking import RANKER_PATH, cross_validate, fit_weights, rank_metrics, write_ranker
+    from qa.ranking import RANKER_PATH, best_slots, cross_validate, fit_weights, rank_metrics, write_ranker
 
     settings = _settings_from(args)
     assistant = Assistant.load(settings=settings, build_if_needed=True)
@@ -228,21 +228,23 @@ def cmd_fit_ranker(args: Any) -> int:
     train = ranker_examples(searcher, train_file, settings.corpus_dir)
     lam, by_lam = cross_validate(train)
     weights = fit_weights(train, lam)
-    fused, learned = rank_metrics(train, None), rank_metrics(train, weights)
+    slots = best_slots(train, weights)
+    fused, learned = rank_metrics(train, None), rank_metrics(train, weights, slots=slots)
     print(f"{len(train)} training questions from {train_file}; 5-fold MRR@10 by L2: "  # noqa: T201
           + ", ".join(f"{k}: {v:.3f}" for k, v in by_lam.items()) + f" → {lam}")
-    print(f"training set: fused MRR@10 {fused['mrr']:.3f} → learned {learned['mrr']:.3f}")  # noqa: T201
+    print(f"training set: fused evidence@10 {fused['@10']:.3f} → learned {learned['@10']:.3f} (change-history places: "  # noqa: T201
+          f"{slots}), MRR@10 {fused['mrr']:.3f} → {learned['mrr']:.3f}")
     about: dict[str, Any] = {"train_file": _shown(train_file, settings.root), "questions": len(train), "l2": lam,
                              "cv_mrr": round(by_lam[lam], 4), "train_mrr": round(learned["mrr"], 4)}
     if args.held_out:
         held = ranker_examples(searcher, Path(args.held_out), settings.corpus_dir)
-        before, after = rank_metrics(held, None), rank_metrics(held, weights)
+        before, after = rank_metrics(held, None), rank_metrics(held, weights, slots=slots)
         print(f"held out ({len(held)} questions of {args.held_out}, never fitted on): evidence@10 "  # noqa: T201
               f"{before['@10']:.3f} → {after['@10']:.3f}, MRR@10 {before['mrr']:.3f} → {after['mrr']:.3f}")
         about.update(held_out_file=_shown(Path(args.held_out), settings.root), held_out_mrr=round(after["mrr"], 4),
                      held_out_at10=round(after["@10"], 4))
     if not args.dry_run:
-        write_ranker(RANKER_PATH, weights, **about)
+        write_ranker(RANKER_PATH, weights, slots, **about)
         print(f"wrote {RANKER_PATH}")  # noqa: T201
     return 0
 

@@ -62,9 +62,10 @@ class Candidates:
 class UnitFacts:
     """Per-unit facts the features read, computed once per index."""
 
-    tokens: list[frozenset[str]]
-    heading_tokens: list[frozenset[str]]
-    idf: dict[str, float]
+    vocabulary: dict[str, int]
+    idf: np.ndarray  # per vocabulary entry
+    tokens: Any  # scipy CSR, units × vocabulary, 1 where the unit holds the token
+    heading_tokens: Any  # the same for the unit's breadcrumb and label
     length: np.ndarray
     prose: np.ndarray
     change: np.ndarray
@@ -80,14 +81,14 @@ class UnitFacts:
            change: np.ndarray, risk: np.ndarray) -> UnitFacts:
         n = len(chunks)
         df = Counter(t for ts in tokens for t in set(ts))
-        idf = {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
-        heads: dict[str, frozenset[str]] = {}
-        heading_tokens = []
+        vocabulary = {t: j for j, t in enumerate(df)}
+        idf = np.array([math.log((n + 1) / (df[t] + 0.5)) for t in df])
+        heads: dict[str, list[str]] = {}
         for c in chunks:
             key = f"{c.section} {c.label}"
             if key not in heads:
-                heads[key] = frozenset(segmenter.tokens(key))
-            heading_tokens.append(heads[key])
+                heads[key] = segmenter.tokens(key)
+        heading_tokens = [heads[f"{c.section} {c.label}"] for c in chunks]
         block = [(c.card, c.record_kind, c.record_number) if c.record_kind and c.record_number is not None else None
                  for c in chunks]
         block_rows: dict[tuple[str, str, int], list[int]] = {}
@@ -95,9 +96,10 @@ class UnitFacts:
             if key is not None:
                 block_rows.setdefault(key, []).append(i)
         return cls(
-            tokens=[frozenset(ts) for ts in tokens],
-            heading_tokens=heading_tokens,
+            vocabulary=vocabulary,
             idf=idf,
+            tokens=_presence(tokens, vocabulary),
+            heading_tokens=_presence(heading_tokens, vocabulary),
             length=np.array([math.log(10 + len(c.text)) for c in chunks]),
             prose=np.array([c.kind == "prose" for c in chunks], dtype=float),
             change=change,
@@ -107,6 +109,14 @@ class UnitFacts:
             numbers=np.array([c.record_number if c.record_number is not None else -1 for c in chunks]),
             _texts=[c.text for c in chunks],
         )
+
+    def question_weights(self, question_tokens: Sequence[str]) -> np.ndarray:
+        """The IDF of each distinct question token, as a share of their sum; a token no unit holds weighs 0."""
+        weights = np.zeros(len(self.vocabulary))
+        for j in {self.vocabulary[t] for t in question_tokens if t in self.vocabulary}:
+            weights[j] = self.idf[j]
+        total = float(weights.sum())
+        return weights / total if total else weights
 
     def typed(self, answer_type: str) -> np.ndarray:
         """1 for units holding a value of `answer_type` (a date, a count, …); computed on first use."""
@@ -122,8 +132,7 @@ def features(facts: UnitFacts, cand: Candidates, answer_type: str, record_number
     """The feature matrix (candidates × FEATURES) of one query."""
     rows = cand.rows
     k1 = cand.rrf_k + 1
-    weights = {t: facts.idf.get(t, 0.0) for t in question_tokens}
-    total = sum(weights.values()) or 1.0
+    weights = facts.question_weights(question_tokens)
     finite_b = np.where(np.isfinite(cand.bm25[rows]), cand.bm25[rows], 0.0)
     finite_d = np.where(np.isfinite(cand.dense[rows]), cand.dense[rows], 0.0)
     fused = cand.fused * k1
@@ -132,8 +141,8 @@ def features(facts: UnitFacts, cand: Candidates, answer_type: str, record_number
         key = facts.block[i]
         if key is not None:
             best_block[j] = max((fused[r] for r in facts.block_rows[key] if r != i), default=0.0)
-    cover = np.array([sum(w for t, w in weights.items() if t in facts.tokens[i]) for i in rows]) / total
-    heading = np.array([sum(w for t, w in weights.items() if t in facts.heading_tokens[i]) for i in rows]) / total
+    cover = facts.tokens[rows] @ weights
+    heading = facts.heading_tokens[rows] @ weights
     typed = facts.typed(answer_type)[rows] if answer_type in TYPED else np.zeros(len(rows))
     numbers = np.isin(facts.numbers[rows], list(record_numbers)).astype(float) if record_numbers else np.zeros(len(rows))
     change = facts.change[rows].astype(float)
@@ -160,6 +169,18 @@ def features(facts: UnitFacts, cand: Candidates, answer_type: str, record_number
     return np.column_stack([columns[name] for name in FEATURES]) if len(rows) else np.zeros((0, len(FEATURES)))
 
 
+def _presence(token_lists: Sequence[Sequence[str]], vocabulary: dict[str, int]) -> Any:
+    """Units × vocabulary, 1 where the unit holds the token (sparse: a unit holds a few dozen of 10,000)."""
+    from scipy.sparse import csr_matrix
+
+    indptr, indices = [0], []
+    for ts in token_lists:
+        indices.extend(sorted({vocabulary[t] for t in ts if t in vocabulary}))
+        indptr.append(len(indices))
+    data = np.ones(len(indices))
+    return csr_matrix((data, indices, indptr), shape=(len(token_lists), len(vocabulary)))
+
+
 def _scaled(x: np.ndarray) -> np.ndarray:
     if not len(x):
         return x
@@ -169,23 +190,48 @@ def _scaled(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LinearRanker:
-    """score = features · weights; `from_file` reads JSON only (names → numbers), never code."""
+    """score = features · weights; `from_file` reads JSON only (names → numbers), never code.
+
+    `change_slots`: places at the end of a top-k list kept for the best rows of the change history when none
+    ranks above them. 別添2 is the report's second account of the same fields (the old and the new text, and
+    in a scrambled PDF the only clean one); a reader should see its best row beside the current text.
+    """
 
     weights: np.ndarray
+    change_slots: int = 0
 
     @classmethod
     def from_file(cls, path: Path = RANKER_PATH) -> LinearRanker | None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             named = {str(k): float(v) for k, v in data["weights"].items()}
+            slots = int(data.get("change_slots", 0))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        if set(named) != set(FEATURES):
+        if set(named) != set(FEATURES) or not 0 <= slots <= 3:
             return None  # fitted on another feature set: rank by the fused score rather than guess
-        return cls(np.array([named[name] for name in FEATURES]))
+        return cls(np.array([named[name] for name in FEATURES]), slots)
 
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         return matrix @ self.weights
+
+    def order(self, matrix: np.ndarray, change: np.ndarray, k: int) -> np.ndarray:
+        """Candidate positions best first (the top k, with the change history's places kept)."""
+        order = np.argsort(-self.scores(matrix), kind="stable")
+        return with_change_slots(order, change, k, self.change_slots)
+
+
+def with_change_slots(order: np.ndarray, change: np.ndarray, k: int, slots: int) -> np.ndarray:
+    """`order` cut to k; if no change-history row stands in its first k − slots places, the best `slots` of
+    them take the last places."""
+    top = order[:k]
+    if slots <= 0 or k <= slots or change[top[: k - slots]].any():
+        return top
+    rows = order[change[order]][:slots]
+    if not len(rows):
+        return top
+    rest = top[~change[top]][: k - len(rows)]
+    return np.concatenate([rest, rows])
 
 
 # -- fitting ---------------------------------------------------------------------------------------------------
@@ -223,12 +269,15 @@ def fit_weights(examples: Sequence[Example], lam: float) -> np.ndarray:
     return minimize(_loss, start, args=(examples, lam), jac=True, method="L-BFGS-B").x
 
 
-def rank_metrics(examples: Sequence[Example], w: np.ndarray | None, k: int = 10) -> dict[str, float]:
+def rank_metrics(examples: Sequence[Example], w: np.ndarray | None, k: int = 10, slots: int = 0) -> dict[str, float]:
     """evidence@1, @10 and MRR@10 over the examples (w None: the fused order)."""
     at1 = at10 = mrr = 0.0
     for e in examples:
         s = e.matrix @ w if w is not None else e.matrix[:, FEATURES.index("fused")]
-        order = np.argsort(-s, kind="stable")[:k]
+        order = np.argsort(-s, kind="stable")
+        if w is not None:
+            order = with_change_slots(order, change_rows(e.matrix), k, slots)
+        order = order[:k]
         rank = next((r for r, i in enumerate(order, 1) if e.positive[i]), None)
         if rank is not None:
             at10 += 1
@@ -236,6 +285,17 @@ def rank_metrics(examples: Sequence[Example], w: np.ndarray | None, k: int = 10)
             at1 += rank == 1
     n = max(1, len(examples))
     return {"@1": at1 / n, "@10": at10 / n, "mrr": mrr / n}
+
+
+def change_rows(matrix: np.ndarray) -> np.ndarray:
+    return (matrix[:, FEATURES.index("change_unasked")] + matrix[:, FEATURES.index("change_asked")]) > 0
+
+
+def best_slots(examples: Sequence[Example], w: np.ndarray) -> int:
+    """The number of change-history places with the best evidence@10 (then MRR) on the training questions;
+    the fewest on a tie."""
+    scored = {n: rank_metrics(examples, w, slots=n) for n in range(4)}
+    return max(scored, key=lambda n: (round(scored[n]["@10"], 6), round(scored[n]["mrr"], 6), -n))
 
 
 def cross_validate(examples: Sequence[Example], folds: int = 5, seed: int = 0) -> tuple[float, dict[float, float]]:
@@ -254,8 +314,8 @@ def cross_validate(examples: Sequence[Example], folds: int = 5, seed: int = 0) -
     return max(LAMBDAS, key=lambda lam: mean[lam]), mean
 
 
-def write_ranker(path: Path, w: np.ndarray, **about: Any) -> None:
+def write_ranker(path: Path, w: np.ndarray, slots: int, **about: Any) -> None:
     data = {"comment": "Fitted by `qa fit-ranker` (qa/ranking.py) on the training file only; JSON, read as numbers.",
-            "fitted_at": _dt.date.today().isoformat(), **about,
+            "fitted_at": _dt.date.today().isoformat(), **about, "change_slots": slots,
             "weights": {name: round(float(v), 6) for name, v in zip(FEATURES, w)}}
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
