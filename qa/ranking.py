@@ -5,7 +5,8 @@ What it cannot see is measured here per candidate, and weighed by a listwise sof
 questions (`qa fit-ranker`; the weights are JSON in qa/data/ranker.json, with the split they were fitted on):
 
     fused · bm25_rrf · dense_rrf · bm25_scaled · dense_scaled · dense_gap · label · kind · change_unasked ·
-    change_asked · risk_unasked · heading_cover · length · block_number · prose · block_best · typed_value · cover
+    change_asked · risk_unasked · heading_cover · length · block_number · prose · block_best · typed_value · cover ·
+    change_heading · change_cover
 
 A unit is a positive for a gold question when it holds the evidence or overlaps its lines (the retrieval
 benchmark's hit). Ranking is one matrix product over a few hundred candidates; the per-unit facts (token sets,
@@ -35,7 +36,7 @@ RANKER_PATH = Path(__file__).resolve().parent / "data" / "ranker.json"
 FEATURES: tuple[str, ...] = (
     "fused", "bm25_rrf", "dense_rrf", "bm25_scaled", "dense_scaled", "dense_gap", "label", "kind",
     "change_unasked", "change_asked", "risk_unasked", "heading_cover", "length", "block_number", "prose",
-    "block_best", "typed_value", "cover",
+    "block_best", "typed_value", "cover", "change_heading", "change_cover",
 )
 TYPED = ("duration", "frequency", "date", "number")  # answer types whose values extract() finds
 LAMBDAS = (0.03, 0.01, 0.003, 0.001)  # L2 strengths tried by cross-validation
@@ -165,6 +166,9 @@ def features(facts: UnitFacts, cand: Candidates, answer_type: str, record_number
         "block_best": best_block,
         "typed_value": typed,
         "cover": cover,
+        # A change row's heading and text name the section it changed, so their words mean less there.
+        "change_heading": heading * change,
+        "change_cover": cover * change,
     }
     return np.column_stack([columns[name] for name in FEATURES]) if len(rows) else np.zeros((0, len(FEATURES)))
 
