@@ -53,6 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import Report, gold_arguments, parse_gold_arguments  # noqa: E402
+
 from retrieval import (  # noqa: E402
     WEIGHTS,
     Scorer,
@@ -271,22 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variants", default=",".join(EXTRA), help=f"extra variants, from {','.join(EXTRA)}")
-    parser.add_argument("--external", type=Path, default=ROOT.parent / "shared" / "eval-external" / "gold.jsonl")
-    parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
-    parser.add_argument("--corpora", type=Path, default=ROOT / "corpora")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embedding_speed.md")
-    args = parser.parse_args(argv)
-    if not args.external.is_file():
-        args.external = Path("/work/shared/eval-external/gold.jsonl")
+    gold_arguments(parser, "embedding_speed.md")
+    args = parse_gold_arguments(parser, argv)
     wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(wanted) - set(EXTRA))
     if unknown:
         parser.error(f"unknown variants {unknown}; valid: {', '.join(EXTRA)}")
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
+    printed = Report()
+    say = printed.say
 
     import faiss
 
@@ -411,8 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"(fusion: w_bm25 fitted per variant on {fit_name} over {WEIGHTS})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    printed.write(args.out)
     return 0
 
 

@@ -45,6 +45,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import Report, gold_arguments, parse_gold_arguments  # noqa: E402
 
 from qa.evaluation import find_evidence, load_gold, percentile, read_corpus_text  # noqa: E402
 
@@ -239,20 +242,12 @@ def table(rows: list[tuple[str, dict[str, dict[str, float]]]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--external", type=Path, default=ROOT.parent / "shared" / "eval-external" / "gold.jsonl")
-    parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
-    parser.add_argument("--corpora", type=Path, default=ROOT / "corpora")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "retrieval.md")
+    gold_arguments(parser, "retrieval.md")
     parser.add_argument("--keep", type=Path, help="copy the built index here (for further analysis)")
     parser.add_argument("--reuse", type=Path, help="score an index kept by --keep instead of building one")
-    args = parser.parse_args(argv)
-    if not args.external.is_file():
-        args.external = Path("/work/shared/eval-external/gold.jsonl")
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
+    args = parse_gold_arguments(parser, argv)
+    printed = Report()
+    say = printed.say
 
     from qa.index import load_index
     from qa.retrieval import HybridSearcher
@@ -323,8 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(tmp / "index", args.keep, dirs_exist_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    printed.write(args.out)
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from qa.parsing.card import SEP, Card, Field, Record, Section
 from qa.reading import SourceText
+from qa.parsing.template import CHANGE_KIND
 
 CHUNKER_VERSION = "6-prose-headings"
 MAX_CHARS = 360
@@ -46,7 +47,7 @@ class Chunk:
     @property
     def is_change_history(self) -> bool:
         """A unit of 別添2 (変更箇所): it repeats the old and new text of every section beside its past."""
-        return self.record_kind == "変更箇所" or "変更箇所" in self.section
+        return self.record_kind == CHANGE_KIND or CHANGE_KIND in self.section
 
     @property
     def search_text(self) -> str:

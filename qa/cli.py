@@ -15,6 +15,7 @@ from typing import Any
 
 from qa.config import Settings
 from qa.errors import QAError, WriteError, os_reason
+from qa.parsing.template import CHANGE_KIND
 
 
 # Terminal escape sequences (CSI "ESC [ … letter", OSC "ESC ] … BEL/ST", two-byte "ESC x"), then any other
@@ -86,14 +87,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
              f"{len(section.fields)} fields, {len(section.records)} records]")
     _out("\n## Records")
     for record in card.records():
-        if record.kind == "変更箇所" and not args.all:
+        if record.kind == CHANGE_KIND and not args.all:
             continue
         _out(f"- {record.breadcrumb}  {record.name or ''}  [lines {record.line}-{record.end_line}]")
         for f in record.fields:
             value = f.value.replace("\n", " ")
             chosen = f"  → {', '.join(f.selected)}" if f.selected else ""
             _out(f"    {f.label}: {value[:100]}{'…' if len(value) > 100 else ''}{chosen}")
-    changes = len(card.records("変更箇所"))
+    changes = len(card.records(CHANGE_KIND))
     if changes and not args.all:
         _out(f"\n({changes} 変更箇所 rows; --all to list them)")
     return 0

@@ -44,6 +44,11 @@ GRID: dict[str, tuple[float, ...]] = {
 }
 
 
+# The weights the fused score is made of; the learned ranker (qa/ranking.py) was fitted on that score.
+RETRIEVAL_WEIGHTS = {"fusion", "w_bm25_share", "bonus_scale", "w_struct", "change_weight", "risk_weight",
+                     "field_dense", "field_dense_floor"}
+
+
 @dataclass
 class FitResult:
     weights: dict[str, float]
@@ -155,6 +160,9 @@ def cmd_fit(args: Any) -> int:
         write_weights(result)
     held_text = f"{result.held_out_accuracy:.3f} on {held}" if held else "no held-out file"
     print(f"fitted on {train}: {result.train_accuracy:.3f}; {held_text}")  # noqa: T201
+    if set(grid) & RETRIEVAL_WEIGHTS:
+        print("retrieval weights were refitted: refit the ranker too (`qa fit-ranker`), whose features read the "  # noqa: T201
+              "fused score")
     return 0
 
 

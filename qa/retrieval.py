@@ -8,6 +8,8 @@ Class hierarchy, as langchain-core draws its own:
 
 The fusion weights, the structure bonus and the down-weighting of the change history and of III リスク対策 are
 numbers fitted on a stated split of the gold questions (qa/fitting.py → qa/data/weights.json), not typed here.
+The fused candidates are then ordered by the learned linear ranker of qa/ranking.py (qa/data/ranker.json, fitted
+by `qa fit-ranker` on eval/gold.jsonl only); `HybridSearcher(..., ranker=None)` keeps the fused order.
 """
 
 from __future__ import annotations

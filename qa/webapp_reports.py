@@ -15,6 +15,7 @@ import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from qa.webapp_text import md_escape
+from qa.parsing.template import CHANGE_KIND
 
 if TYPE_CHECKING:
     from qa.api import Assistant
@@ -116,7 +117,7 @@ def browse_rows(assistant: Assistant, card: Card, kind: str | None) -> dict[str,
     records: list[list[Any]] = []
     unreadable = 0
     for r in card.records():
-        if (wanted == ALL_KINDS and r.kind == "変更箇所") or (wanted != ALL_KINDS and r.kind != wanted):
+        if (wanted == ALL_KINDS and r.kind == CHANGE_KIND) or (wanted != ALL_KINDS and r.kind != wanted):
             continue
         if not r.fields:
             records.append([r.title, r.breadcrumb, "", "（項目なし）", "", r.line, ""])

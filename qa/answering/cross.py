@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from qa.answering.answer import Answer, Citation
 from qa.answering.extract import date_key, number_key
 from qa.reading import normalize
+from qa.parsing.template import CHANGE_KIND
 
 if TYPE_CHECKING:
     from qa.answering.reader import Reader
@@ -98,7 +99,7 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
             # A report whose blocks of the asked kind (its 提供先, its 委託事項; any but the change history when
             # the question names none) hold the term belongs too, when its answer quoted another passage.
             kinds = {q.record.kind} if q.record is not None else {m.spec.record for m in q.fields[:3] if m.spec.record}
-            kinds = (kinds or set(reader.catalog.record_kinds)) - {"変更箇所"}
+            kinds = (kinds or set(reader.catalog.record_kinds)) - {CHANGE_KIND}
             pool = {c.id: pool[c.id] + "\n" + " ".join(_blocks_text(c, k) for k in sorted(kinds)) for c in cards}
         counts = {c.id: sum(1 for t in terms if t.lower() in pool[c.id]) for c in cards}
         best = max(counts.values(), default=0)

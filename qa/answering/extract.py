@@ -32,12 +32,35 @@ PATTERNS = {
 }
 
 
+# Names and nouns: what singles a block or a passage out (not verbs, not particles).
+NOUN = re.compile(r"[一-龥々ァ-ヴーA-Za-z0-9・]{2,}")
+
+
 def extract(text: str, kind: str) -> list[str]:
     """Every value of answer type `kind` in `text`, in order; [] for types without a pattern."""
     pattern = PATTERNS.get(kind)
     if pattern is None:
         return []
     return [m.group(0).strip() for m in pattern.finditer(text)]
+
+
+# Answer types whose values have a form: a passage answers such a question only if it holds one.
+TYPED_ANSWERS = ("date", "duration", "frequency", "number")
+
+
+# What the form may write for a value of each type: a count as a range (1万人以上10万人未満) or a number as a phone
+# number (何番), a time as a delay (1営業日後), a period or a frequency as the other.
+_WRITTEN_AS = {
+    "number": ("number", "range", "contact"),
+    "date": ("date", "duration", "frequency"),
+    "duration": ("duration", "date"),
+    "frequency": ("frequency", "duration"),
+}
+
+
+def typed_values(text: str, kind: str) -> list[str]:
+    """Every value in `text` that can answer a question of type `kind`."""
+    return [v for k in _WRITTEN_AS.get(kind, (kind,)) for v in extract(text, k)]
 
 
 def sentences(text: str) -> list[str]:

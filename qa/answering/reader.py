@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from qa.answering.answer import Answer, Citation, Retrieved
-from qa.answering.extract import date_key, extract, number_key, sentences
+from qa.answering.extract import NOUN, TYPED_ANSWERS, date_key, extract, number_key, sentences, typed_values
 from qa.answering.statements import best_statement, is_change_history
 from qa.catalog import FieldSpec, catalog
 from qa.chunking import clean_line, heading_class
@@ -24,11 +24,11 @@ from qa.parsing.card import SEP, Card, Field, Record, label_key
 from qa.question import Question
 from qa.reading import SourceText, normalize
 from qa.retrieval import Hit, HybridSearcher
+from qa.parsing.template import CHANGE_KIND
 
 NOT_STATED = {"ja": "評価書に記載が見つかりません。", "en": "Not stated in the report."}
 MAX_EVIDENCE = 240
 MAX_LIST = 40
-_NOUN = re.compile(r"[一-龥々ァ-ヴーA-Za-z0-9・]{2,}")  # names and nouns: what singles a block out (not verbs)
 _META = {"number": "評価書番号", "published": "公表日", "evaluator": "評価実施機関名", "kind": "評価書の種類", "title": "評価書名"}
 
 
@@ -161,7 +161,7 @@ class Reader:
         if margin < 0:
             return True
         query = self.searcher.query_for(q, q.vector, cards=(card.id,))
-        query.only_kind = "変更箇所"
+        query.only_kind = CHANGE_KIND
         rows = self.searcher.search_query(query, 1)
         if not rows:
             return False
@@ -193,9 +193,9 @@ class Reader:
     def block_kind(self, q: Question, card: Card, spec: FieldSpec | None) -> str | None:
         """The blocks to read: those the asked field belongs to; or those the question names, when it asks for
         blocks (a list, a count, one by number, whether one exists) or for a field the blocks hold."""
-        if spec is not None and spec.record and spec.record != "変更箇所":
+        if spec is not None and spec.record and spec.record != CHANGE_KIND:
             return spec.record
-        if q.record is None or q.record.kind == "変更箇所":
+        if q.record is None or q.record.kind == CHANGE_KIND:
             return None
         kind = q.record.kind
         if q.wants_list or q.record_numbers or q.yesno or q.answer_type in ("number", "list", "organisation"):
@@ -293,7 +293,7 @@ class Reader:
                      | {w.lower() for w in q.identity if len(w) >= 2 and w.lower() in low}, key=len, reverse=True)
         for w in cut:
             low = low.replace(w.lower(), " ")
-        return {t for t in self.terms(low) if _NOUN.fullmatch(t) and t.lower() not in self._vocab}
+        return {t for t in self.terms(low) if NOUN.fullmatch(t) and t.lower() not in self._vocab}
 
     def from_records(
         self, q: Question, card: Card, records: list[Record], kind: str, spec: FieldSpec | None, hits: list[Hit]
@@ -459,7 +459,7 @@ class Reader:
         keys = {label_key(x) for x in spec.labels}
         found = []
         for owner, f in card.fields():
-            if getattr(owner, "kind", None) == "変更箇所":
+            if getattr(owner, "kind", None) == CHANGE_KIND:
                 continue
             if f.key in keys or any(k in f.key for k in keys if len(k) >= 4):
                 crumb = owner.breadcrumb
@@ -539,7 +539,7 @@ class Reader:
     # -- change history ----------------------------------------------------------------------------------
     def changes(self, q: Question, card: Card) -> Answer | None:
         query = self.searcher.query_for(q, q.vector, cards=(card.id,))
-        query.only_kind = "変更箇所"
+        query.only_kind = CHANGE_KIND
         rows = self.searcher.search_query(query, 20)
         if not rows:
             return None
@@ -607,7 +607,7 @@ class Reader:
             rare = {t for t in self.content_terms(q) if self._idf.get(t, 0.0) >= w.get("unexplained_idf", 4.0)} - held
             if rare:
                 query = self.searcher.query_for(q, q.vector, cards=(card.id,))
-                query.only_kind = "変更箇所"
+                query.only_kind = CHANGE_KIND
                 rows = self.searcher.search_query(query, 5)
                 pool += [h for h in rows if rare & set(self.terms(h.chunk.text))][:2]
         scored = self.score_sentences(q, pool)
@@ -629,6 +629,10 @@ class Reader:
             used += len(text)
         if q.yesno:
             return self.polarity(q, card, parts[:1], pool)
+        if q.answer_type in TYPED_ANSWERS and parts and not any(typed_values(p.text, q.answer_type) for p in parts):
+            # Asked when, how long, how often or how many, the passages that answer best hold no such value:
+            # the report does not state it (they are named as the nearest passages).
+            return self.abstain(q, hits, "", "", card)
         short = next((v for v in (self.short_of(q, p.text) for p in parts) if v), None)
         return self.compose(q, card, parts, short=short, kind=q.answer_type)
 
@@ -644,7 +648,7 @@ class Reader:
     def score_sentences(self, q: Question, hits: list[Hit]) -> list[tuple[float, str, Hit]]:
         w = self.weights
         identity = {x.lower() for x in q.identity}
-        wanted = {t for t in self.terms(f"{q.norm} {self.form_words(q)}") if t.lower() not in identity and _NOUN.fullmatch(t)}
+        wanted = {t for t in self.terms(f"{q.norm} {self.form_words(q)}") if t.lower() not in identity and NOUN.fullmatch(t)}
         total = sum(self._idf.get(t, 1.0) for t in wanted) or 1.0
         top = hits[0].score or 1.0
         out: list[tuple[float, str, Hit]] = []
@@ -653,7 +657,7 @@ class Reader:
             for sentence in sentences(h.chunk.text):
                 toks = set(self.terms(sentence))
                 overlap = sum(self._idf.get(t, 1.0) for t in wanted & (toks | context)) / total
-                new = sum(self._idf.get(t, 1.0) for t in toks - wanted if _NOUN.fullmatch(t))
+                new = sum(self._idf.get(t, 1.0) for t in toks - wanted if NOUN.fullmatch(t))
                 novelty = min(1.0, new / 12.0)
                 typed = 1.0 if q.answer_type and extract(sentence, q.answer_type) else 0.0
                 heading = 1.0 if heading_class(sentence) else 0.0

@@ -12,16 +12,17 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from qa.answering.extract import NOUN
 from qa.chunking import clean_line
 from qa.parsing.card import SEP, Card
 from qa.question import Question
 from qa.reading import normalize
 from qa.retrieval import Hit
+from qa.parsing.template import CHANGE_KIND
 
 if TYPE_CHECKING:
     from qa.answering.reader import Evidence, Reader
 
-_NOUN = re.compile(r"[一-龥々ァ-ヴーA-Za-z0-9・]{2,}")
 
 
 def statements(reader: Reader, card: Card, first: int, last: int, crumb: str) -> list[tuple[str, bool, Evidence, bool]]:
@@ -32,7 +33,7 @@ def statements(reader: Reader, card: Card, first: int, last: int, crumb: str) ->
     out: list[tuple[str, bool, Evidence, bool]] = []
     polar = tuple(reader.catalog.yesno.get("positive", ())) + tuple(reader.catalog.yesno.get("negative", ()))  # type: ignore[operator]
     for owner, f in card.fields():
-        if not (first <= f.line <= last) or getattr(owner, "kind", None) == "変更箇所":
+        if not (first <= f.line <= last) or getattr(owner, "kind", None) == CHANGE_KIND:
             continue
         ev_crumb = getattr(owner, "breadcrumb", crumb)
         if f.options and f.selected is not None:
@@ -62,7 +63,7 @@ def best_statement(reader: Reader, q: Question, card: Card, first: Evidence, hit
     def terms(text: str) -> set[str]:
         for run in subject:
             text = text.replace(run, " ")
-        return {t for t in reader.terms(text) if _NOUN.fullmatch(t) and t.lower() not in identity}
+        return {t for t in reader.terms(text) if NOUN.fullmatch(t) and t.lower() not in identity}
 
     wanted = terms(_japanese_part(q)) | terms(reader.form_words(q))
     total = sum(reader._idf.get(t, 1.0) for t in wanted)
@@ -78,7 +79,7 @@ def best_statement(reader: Reader, q: Question, card: Card, first: Evidence, hit
     # On a tie the earlier span keeps it: the first evidence, then the subject's sections, then passages.
     spans = [(first.line, first.end_line, first.section)] + [
         (sec.line, sec.end_line, sec.breadcrumb) for sec in card.walk()
-        if subject and sec.breadcrumb != first.section and "変更箇所" not in sec.breadcrumb
+        if subject and sec.breadcrumb != first.section and CHANGE_KIND not in sec.breadcrumb
         and any(run in normalize(sec.title) for run in subject)
     ] + [(h.chunk.line, h.chunk.end_line, h.chunk.section) for h in hits[:5] if not is_change_history(h)]
     best: tuple[float, bool, Evidence] | None = None

@@ -14,6 +14,7 @@ from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.pdf_text import parse_layout_text
 from qa.parsing.structured import parse_structured
 from qa.reading import SourceText, outside_folder, read_source
+from qa.parsing.template import CHANGE_KIND
 
 __all__ = [
     "Card",
@@ -53,7 +54,7 @@ def parse_card(source: SourceText, card_id: str | None = None, relative_to: Path
         card.affair = _affair_of(card)
     if sum(1 for _ in card.walk()) == 0 or not any(True for _ in card.fields()):
         raise CorpusFileError(path, "no section of the national template found: not a 評価書; skipped")
-    if not any("変更箇所" in s.title for s in card.sections):
+    if not any(CHANGE_KIND in s.title for s in card.sections):
         # Every report ends with its change history; without it the file was probably cut short.
         card.warnings.append("no (別添) 変更箇所 section: the file may be incomplete (cut short)")
     return card

@@ -15,6 +15,7 @@ from qa.parsing import template as tpl
 from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.html import read_choice
 from qa.reading import SourceText
+from qa.parsing.template import CHANGE_KIND
 
 _NUMBERED = re.compile(r"^(\d{1,2})\.\s*(\S.{1,60})$")
 _HEADER_FIRST = re.compile(r"^(提供先|移転先|委託事項|システム)\s?(\d{1,3})(?:\s+(\S.*))?$")
@@ -191,7 +192,7 @@ class LayoutBuilder:
             if heading is not None:
                 if not _is_toc(lines, i):
                     self.open_part(tpl.part_name(*heading), lineno)
-                    in_changes = "変更箇所" in heading[1]
+                    in_changes = CHANGE_KIND in heading[1]
             elif self.part is None:
                 pass  # title and declaration: read by the metadata pass
             elif in_changes:
@@ -277,7 +278,7 @@ class LayoutBuilder:
         if self.record is None or (date and text.startswith(date[:2])):
             number = len(container.records) + 1
             self.record = Record(
-                kind="変更箇所", number=number, name=None, path=[*container.path, f"変更{number}"],
+                kind=CHANGE_KIND, number=number, name=None, path=[*container.path, f"変更{number}"],
                 line=lineno, end_line=lineno,
             )
             container.records.append(self.record)

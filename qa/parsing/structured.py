@@ -14,6 +14,7 @@ from qa.parsing import template as tpl
 from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.html import read_choice, strip_html
 from qa.reading import SourceText
+from qa.parsing.template import CHANGE_KIND
 
 _SEPARATOR = re.compile(r"^\|?[\s:|-]*-{3,}[\s:|-]*$")
 _DASHES = re.compile(r"^-+$")
@@ -184,7 +185,7 @@ class Builder:
             return  # cover page: read by the metadata pass
         self.ensure_part(row.line)
         assert self.part is not None
-        if "変更箇所" in self.part.title:
+        if CHANGE_KIND in self.part.title:
             self.feed_change(row)
         else:
             self.feed_body(row, first)
@@ -397,7 +398,7 @@ class Builder:
         assert container is not None
         number = len(container.records) + 1
         record = Record(
-            kind="変更箇所",
+            kind=CHANGE_KIND,
             number=number,
             name=strip_html(values[1]).replace("\n", " ")[:120] or None,
             path=list(container.path) + [f"変更{number}"],

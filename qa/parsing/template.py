@@ -20,7 +20,9 @@ PART_TITLES = (
     "開示請求,問合せ",
     "評価実施手続",
 )
-APPENDIX_TITLES = ("事務の内容", "特定個人情報ファイル記録項目", "記録項目", "変更箇所")
+# The record kind (and appendix title) of 別添2, the change history: the old and new text of every changed field.
+CHANGE_KIND = "変更箇所"
+APPENDIX_TITLES = ("事務の内容", "特定個人情報ファイル記録項目", "記録項目", CHANGE_KIND)
 
 PART = re.compile(r"^(VII|VI|IV|V|III|II|I)\s*[\s.]\s*(.+)$")
 APPENDIX = re.compile(r"^\((別添|別紙)\s*(\d+)\)\s*(.+)$")
