@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from qa.parsing.card import SEP, Card, Field, Record, Section
-from qa.reading import SourceText
 from qa.parsing.template import CHANGE_KIND
+from qa.reading import SourceText
 
 CHUNKER_VERSION = "6-prose-headings"
 MAX_CHARS = 360

@@ -14,8 +14,8 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from qa.webapp_text import md_escape
 from qa.parsing.template import CHANGE_KIND
+from qa.webapp_text import md_escape
 
 if TYPE_CHECKING:
     from qa.api import Assistant

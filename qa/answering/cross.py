@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from qa.answering.answer import Answer, Citation
 from qa.answering.extract import date_key, number_key
-from qa.reading import normalize
 from qa.parsing.template import CHANGE_KIND
+from qa.reading import normalize
 
 if TYPE_CHECKING:
     from qa.answering.reader import Reader

@@ -12,24 +12,22 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from qa.answering.evidence import Evidence
 from qa.answering.extract import NOUN
 from qa.chunking import clean_line
 from qa.parsing.card import SEP, Card
+from qa.parsing.template import CHANGE_KIND
 from qa.question import Question
 from qa.reading import normalize
 from qa.retrieval import Hit
-from qa.parsing.template import CHANGE_KIND
 
 if TYPE_CHECKING:
-    from qa.answering.reader import Evidence, Reader
-
+    from qa.answering.reader import Reader
 
 
 def statements(reader: Reader, card: Card, first: int, last: int, crumb: str) -> list[tuple[str, bool, Evidence, bool]]:
     """What the lines first…last state as yes or no: chosen options, unchosen options (as their opposite),
     and sentences of values that end in a word of polarity. The last item: whether it is a form's option."""
-    from qa.answering.reader import Evidence  # the reader imports this module
-
     out: list[tuple[str, bool, Evidence, bool]] = []
     polar = tuple(reader.catalog.yesno.get("positive", ())) + tuple(reader.catalog.yesno.get("negative", ()))  # type: ignore[operator]
     for owner, f in card.fields():

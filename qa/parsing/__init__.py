@@ -13,8 +13,8 @@ from qa.parsing import template as tpl
 from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.pdf_text import parse_layout_text
 from qa.parsing.structured import parse_structured
-from qa.reading import SourceText, outside_folder, read_source
 from qa.parsing.template import CHANGE_KIND
+from qa.reading import SourceText, outside_folder, read_source
 
 __all__ = [
     "Card",

@@ -14,8 +14,8 @@ import re
 from qa.parsing import template as tpl
 from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.html import read_choice
-from qa.reading import SourceText
 from qa.parsing.template import CHANGE_KIND
+from qa.reading import SourceText
 
 _NUMBERED = re.compile(r"^(\d{1,2})\.\s*(\S.{1,60})$")
 _HEADER_FIRST = re.compile(r"^(提供先|移転先|委託事項|システム)\s?(\d{1,3})(?:\s+(\S.*))?$")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from qa.parsing import template as tpl
 from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.html import read_choice, strip_html
-from qa.reading import SourceText
 from qa.parsing.template import CHANGE_KIND
+from qa.reading import SourceText
 
 _SEPARATOR = re.compile(r"^\|?[\s:|-]*-{3,}[\s:|-]*$")
 _DASHES = re.compile(r"^-+$")

@@ -1,0 +1,106 @@
+"""Reading the passages retrieval ranks highest: every sentence scored with fitted weights, the best cited.
+
+A mixin of `Reader` (qa/answering/reader.py): its methods use the reader's retrieval, terms and citations.
+"""
+
+from __future__ import annotations
+
+import math
+
+from qa.answering.answer import Answer
+from qa.answering.evidence import MAX_EVIDENCE, Evidence, trim
+from qa.answering.extract import NOUN, TYPED_ANSWERS, extract, sentences, typed_values
+from qa.answering.statements import is_change_history
+from qa.chunking import heading_class
+from qa.parsing.card import Card
+from qa.parsing.template import CHANGE_KIND
+from qa.question import Question
+from qa.retrieval import Hit
+
+
+class PassageReading:
+    """The passage route of `Reader`: sentences scored, the best kept within a budget, typed values checked."""
+
+    def passage(self, q: Question, card: Card, hits: list[Hit], history: bool | None = None) -> Answer:
+        """The sentences that answer, read from the units retrieval ranks highest in the card.
+
+        Every sentence of the first `passage_pool` units is scored on four things, with fitted weights: how
+        high its unit ranks, how much of the question's weight (IDF) it and its headings hold, whether it
+        holds a value of the asked type, and how much it adds beyond the question (a heading that only
+        repeats the question's words answers nothing). The change history is read only for questions about
+        changes: it repeats the current text of every section beside its past."""
+        history = q.changes if history is None else history
+        w = self.weights
+        size = int(w.get("passage_pool", 6))
+        pool = hits if history else ([h for h in hits if not is_change_history(h)] or hits)
+        if not pool:
+            return self.abstain(q, hits, "", "", card)
+        if max(h.dense for h in pool[:3]) < self.weights["abstain_below"]:
+            return self.abstain(q, hits, "", "", card)
+        pool = pool[:size]
+        if not history:
+            # What only the history still says (a sentence since removed): a rare word of the question that no
+            # current passage holds but a change row does brings that row in.
+            held = set().union(*(set(self.terms(h.chunk.text)) for h in pool))
+            rare = {t for t in self.content_terms(q) if self._idf.get(t, 0.0) >= w.get("unexplained_idf", 4.0)} - held
+            if rare:
+                query = self.searcher.query_for(q, q.vector, cards=(card.id,))
+                query.only_kind = CHANGE_KIND
+                rows = self.searcher.search_query(query, 5)
+                pool += [h for h in rows if rare & set(self.terms(h.chunk.text))][:2]
+        scored = self.score_sentences(q, pool)
+        if not scored:
+            return self.abstain(q, hits, "", "", card)
+        scored.sort(key=lambda x: -x[0])
+        best_score = scored[0][0]
+        budget = int(w.get("passage_chars", 300))
+        keep = w.get("second_passage", 0.85)
+        parts: list[Evidence] = []
+        used = 0
+        for score, sentence, h in scored[: int(w.get("passage_units", 3)) * 2]:
+            if len(parts) >= int(w.get("passage_units", 3)) or (parts and score < best_score * keep):
+                break
+            text = trim(sentence, MAX_EVIDENCE)
+            if any(text == p.text for p in parts) or (parts and used + len(text) > budget):
+                continue
+            parts.append(Evidence(text, h.chunk.section, h.chunk.label, h.chunk.line, h.chunk.end_line, h.dense))
+            used += len(text)
+        if q.yesno:
+            return self.polarity(q, card, parts[:1], pool)
+        if q.answer_type in TYPED_ANSWERS and parts and not any(typed_values(p.text, q.answer_type) for p in parts):
+            # Asked when, how long, how often or how many, the passages that answer best hold no such value:
+            # the report does not state it (they are named as the nearest passages).
+            return self.abstain(q, hits, "", "", card)
+        short = next((v for v in (self.short_of(q, p.text) for p in parts) if v), None)
+        return self.compose(q, card, parts, short=short, kind=q.answer_type)
+
+    def form_words(self, q: Question) -> str:
+        """For a question in English, the form's own Japanese words for what it names (its block kind, the
+        labels of the fields it names by their English names), so its words can meet the report's."""
+        if not q.english:
+            return ""
+        words = [q.record.kind] if q.record is not None else []
+        words += [m.spec.label for m in q.fields[:2] if m.lexical > 0 and m.spec.type != "yesno"]
+        return " ".join(words)
+
+    def score_sentences(self, q: Question, hits: list[Hit]) -> list[tuple[float, str, Hit]]:
+        w = self.weights
+        identity = {x.lower() for x in q.identity}
+        wanted = {t for t in self.terms(f"{q.norm} {self.form_words(q)}") if t.lower() not in identity and NOUN.fullmatch(t)}
+        total = sum(self._idf.get(t, 1.0) for t in wanted) or 1.0
+        top = hits[0].score or 1.0
+        out: list[tuple[float, str, Hit]] = []
+        for h in hits:
+            context = set(self.terms(h.chunk.section))
+            for sentence in sentences(h.chunk.text):
+                toks = set(self.terms(sentence))
+                overlap = sum(self._idf.get(t, 1.0) for t in wanted & (toks | context)) / total
+                new = sum(self._idf.get(t, 1.0) for t in toks - wanted if NOUN.fullmatch(t))
+                novelty = min(1.0, new / 12.0)
+                typed = 1.0 if q.answer_type and extract(sentence, q.answer_type) else 0.0
+                heading = 1.0 if heading_class(sentence) else 0.0
+                score = (w.get("p_unit", 1.0) * h.score / top + w.get("p_overlap", 1.0) * overlap
+                         + w.get("p_type", 0.5) * typed + w.get("p_novel", 0.5) * novelty
+                         - w.get("p_heading", 0.5) * heading * (1.0 - novelty)) / math.sqrt(1 + len(sentence) / 200)
+                out.append((score, sentence, h))
+        return out
