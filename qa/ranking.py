@@ -40,6 +40,8 @@ FEATURES: tuple[str, ...] = (
 )
 TYPED = ("duration", "frequency", "date", "number")  # answer types whose values extract() finds
 LAMBDAS = (0.03, 0.01, 0.003, 0.001)  # L2 strengths tried by cross-validation
+SLOTS_FITTED_ON = 10  # the change-history places are chosen on top-10 lists
+MAX_SLOTS = 2
 
 
 @dataclass
@@ -212,30 +214,30 @@ class LinearRanker:
             slots = int(data.get("change_slots", 0))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        if set(named) != set(FEATURES) or not 0 <= slots <= 3:
+        if set(named) != set(FEATURES) or not 0 <= slots <= MAX_SLOTS:
             return None  # fitted on another feature set: rank by the fused score rather than guess
         return cls(np.array([named[name] for name in FEATURES]), slots)
 
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         return matrix @ self.weights
 
-    def order(self, matrix: np.ndarray, change: np.ndarray, k: int) -> np.ndarray:
-        """Candidate positions best first (the top k, with the change history's places kept)."""
+    def order(self, matrix: np.ndarray, change: np.ndarray, k: int, changes_asked: bool) -> np.ndarray:
+        """Candidate positions best first: the top k, the change history in its places."""
         order = np.argsort(-self.scores(matrix), kind="stable")
-        return with_change_slots(order, change, k, self.change_slots)
+        return with_change_slots(order, change, k, self.change_slots, changes_asked)
 
 
-def with_change_slots(order: np.ndarray, change: np.ndarray, k: int, slots: int) -> np.ndarray:
-    """`order` cut to k; if no change-history row stands in its first k − slots places, the best `slots` of
-    them take the last places."""
-    top = order[:k]
-    if slots <= 0 or k <= slots or change[top[: k - slots]].any():
-        return top
-    rows = order[change[order]][:slots]
-    if not len(rows):
-        return top
-    rest = top[~change[top]][: k - len(rows)]
-    return np.concatenate([rest, rows])
+def with_change_slots(order: np.ndarray, change: np.ndarray, k: int, slots: int, changes_asked: bool) -> np.ndarray:
+    """`order` cut to k places. For a question about changes, as ranked. Otherwise the current text holds the
+    first k − slots places and the best `slots` rows of the change history the last ones (lists of at least
+    SLOTS_FITTED_ON places; a shorter list is the current text alone): 別添2 repeats every section's words, and
+    ranked freely it crowds out the current text of ordinary questions."""
+    if changes_asked:
+        return order[:k]
+    current, history = order[~change[order]], order[change[order]]
+    keep = slots if k >= SLOTS_FITTED_ON else 0
+    rows = history[:keep]
+    return np.concatenate([current[: k - len(rows)], rows]) if len(current) else history[:k]
 
 
 # -- fitting ---------------------------------------------------------------------------------------------------
@@ -280,7 +282,7 @@ def rank_metrics(examples: Sequence[Example], w: np.ndarray | None, k: int = 10,
         s = e.matrix @ w if w is not None else e.matrix[:, FEATURES.index("fused")]
         order = np.argsort(-s, kind="stable")
         if w is not None:
-            order = with_change_slots(order, change_rows(e.matrix), k, slots)
+            order = with_change_slots(order, change_rows(e.matrix), k, slots, changes_asked(e.matrix))
         order = order[:k]
         rank = next((r for r, i in enumerate(order, 1) if e.positive[i]), None)
         if rank is not None:
@@ -291,6 +293,10 @@ def rank_metrics(examples: Sequence[Example], w: np.ndarray | None, k: int = 10,
     return {"@1": at1 / n, "@10": at10 / n, "mrr": mrr / n}
 
 
+def changes_asked(matrix: np.ndarray) -> bool:
+    return bool((matrix[:, FEATURES.index("change_asked")] > 0).any())
+
+
 def change_rows(matrix: np.ndarray) -> np.ndarray:
     return (matrix[:, FEATURES.index("change_unasked")] + matrix[:, FEATURES.index("change_asked")]) > 0
 
@@ -298,7 +304,7 @@ def change_rows(matrix: np.ndarray) -> np.ndarray:
 def best_slots(examples: Sequence[Example], w: np.ndarray) -> int:
     """The number of change-history places with the best evidence@10 (then MRR) on the training questions;
     the fewest on a tie."""
-    scored = {n: rank_metrics(examples, w, slots=n) for n in range(4)}
+    scored = {n: rank_metrics(examples, w, slots=n) for n in range(MAX_SLOTS + 1)}
     return max(scored, key=lambda n: (round(scored[n]["@10"], 6), round(scored[n]["mrr"], 6), -n))
 
 

@@ -282,7 +282,8 @@ class HybridSearcher:
         if self.ranker is not None and len(cand.rows):
             # The ranker decides the order; the scores are reciprocal ranks on the fused scale (1/(k+1+rank)),
             # since the reader's fitted ratios (second passage, ties) were measured on that scale.
-            picked = cand.rows[self.ranker.order(self.feature_matrix(query, cand), self._change_rows[cand.rows], k)]
+            matrix = self.feature_matrix(query, cand)
+            picked = cand.rows[self.ranker.order(matrix, self._change_rows[cand.rows], k, query.changes)]
             final = np.zeros(len(cand.fused))
             final[picked] = 1.0 / (cand.rrf_k + 1 + np.arange(len(picked)))
         top = [int(i) for i in np.argsort(-final, kind="stable")[:k] if final[i] > 0]

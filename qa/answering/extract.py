@@ -44,23 +44,13 @@ def extract(text: str, kind: str) -> list[str]:
     return [m.group(0).strip() for m in pattern.finditer(text)]
 
 
-# Answer types whose values have a form: a passage answers such a question only if it holds one.
-TYPED_ANSWERS = ("date", "duration", "frequency", "number")
+# Every kind of value the form writes with a pattern (a count, a range, a phone number, a date, a period, a frequency).
+VALUE_KINDS = ("number", "range", "contact", "date", "duration", "frequency")
 
 
-# What the form may write for a value of each type: a count as a range (1万人以上10万人未満) or a number as a phone
-# number (何番), a time as a delay (1営業日後), a period or a frequency as the other.
-_WRITTEN_AS = {
-    "number": ("number", "range", "contact"),
-    "date": ("date", "duration", "frequency"),
-    "duration": ("duration", "date"),
-    "frequency": ("frequency", "duration"),
-}
-
-
-def typed_values(text: str, kind: str) -> list[str]:
-    """Every value in `text` that can answer a question of type `kind`."""
-    return [v for k in _WRITTEN_AS.get(kind, (kind,)) for v in extract(text, k)]
+def holds_value(text: str) -> bool:
+    """Whether `text` holds any value of a pattern: a count may be written as a range or a delay (1営業日後)."""
+    return any(PATTERNS[k].search(text) for k in VALUE_KINDS)
 
 
 def sentences(text: str) -> list[str]:

@@ -9,7 +9,7 @@ import math
 
 from qa.answering.answer import Answer
 from qa.answering.evidence import MAX_EVIDENCE, Evidence, trim
-from qa.answering.extract import NOUN, TYPED_ANSWERS, extract, sentences, typed_values
+from qa.answering.extract import NOUN, extract, holds_value, sentences
 from qa.answering.statements import is_change_history
 from qa.chunking import heading_class
 from qa.parsing.card import Card
@@ -67,9 +67,9 @@ class PassageReading:
             used += len(text)
         if q.yesno:
             return self.polarity(q, card, parts[:1], pool)
-        if q.answer_type in TYPED_ANSWERS and parts and not any(typed_values(p.text, q.answer_type) for p in parts):
-            # Asked when, how long, how often or how many, the passages that answer best hold no such value:
-            # the report does not state it (they are named as the nearest passages).
+        if q.answer_type == "number" and parts and not any(holds_value(p.text) for p in parts):
+            # Asked how many, the passages that answer best hold no value at all: the report does not state it
+            # (they are named as the nearest passages). A time may be given in words (速やかに, 都度): not so here.
             return self.abstain(q, hits, "", "", card)
         short = next((v for v in (self.short_of(q, p.text) for p in parts) if v), None)
         return self.compose(q, card, parts, short=short, kind=q.answer_type)
