@@ -95,3 +95,26 @@ def test_fitting_improves_the_order_it_is_fitted_on_and_the_command_writes_nothi
     out = capsys.readouterr().out
     assert "training questions" in out and "MRR@10" in out
     assert RANKER_PATH.read_bytes() == before
+
+
+def test_change_rows_keep_their_places_for_questions_not_about_changes(assistant) -> None:
+    """別添2 repeats every section's words: for an ordinary question its rows stand only in the last fitted places of
+    a top 10 (none in a shorter list); a question about changes ranks them freely."""
+    from qa.ranking import SLOTS_FITTED_ON
+
+    searcher = assistant.searcher
+    slots = searcher.ranker.change_slots
+    ordinary = searcher.search("川崎市の児童手当の特定個人情報の使用開始日はいつですか", k=SLOTS_FITTED_ON)
+    places = [i for i, h in enumerate(ordinary) if h.chunk.is_change_history]
+    assert all(i >= SLOTS_FITTED_ON - slots for i in places), places
+    assert not any(h.chunk.is_change_history for h in searcher.search("川崎市の児童手当の特定個人情報の使用開始日はいつですか", k=5))
+    about = searcher.search("豊中市の評価書で令和4年6月30日に変更された項目は何ですか", k=SLOTS_FITTED_ON)
+    assert sum(h.chunk.is_change_history for h in about[:5]) >= 3
+    assert all(h.chunk.card.startswith("002_") for h in about)
+
+
+def test_a_count_whose_best_passages_hold_no_value_is_not_stated(assistant) -> None:
+    """Asked how many, a passage that holds no count, range or other value is not an answer."""
+    answer = assistant.ask("豊中市の子ども医療費の評価書で、苦情は何件寄せられましたか")
+    assert answer.abstained and answer.cards == ["002_eeb43361c0371a47"]
+    assert "近い記載" in answer.answer
