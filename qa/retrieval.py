@@ -109,7 +109,8 @@ class Query:
 
     text: str
     cards: tuple[str, ...]
-    labels: dict[str, float] = field(default_factory=dict)  # label key → how much the question asks about it
+    # label key → (the section word the catalog places it in, or None; how much the question asks about it)
+    labels: dict[str, list[tuple[str | None, float]]] = field(default_factory=dict)
     kinds: dict[str, float] = field(default_factory=dict)  # record kind → how much
     changes: bool = False
     risks: bool = False
@@ -143,6 +144,9 @@ class HybridSearcher:
             for c in chunks
         ]
         self._kinds = [c.record_kind for c in chunks]
+        # Where a unit stands and what it says: a label the catalog places in a named section (法令上の根拠 of
+        # 個人番号の利用, not of a 提供先) counts only in a unit whose breadcrumb or text names that section.
+        self._homes_text = [f"{c.section}\n{c.text}" for c in chunks]
         self._field_vectors: tuple[np.ndarray, np.ndarray] | None = None
         self._query_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -221,12 +225,12 @@ class HybridSearcher:
         return q, vector
 
     def query_for(self, q: Question, vector: np.ndarray | None = None, cards: tuple[str, ...] | None = None) -> Query:
-        labels: dict[str, float] = {}
+        labels: dict[str, list[tuple[str | None, float]]] = {}
         kinds: dict[str, float] = {}
         for m in q.fields[:3]:
             for label in m.spec.labels:
                 key = label_key(label)
-                labels[key] = max(labels.get(key, 0.0), m.score)
+                labels.setdefault(key, []).append((m.spec.section, m.score))
             if m.spec.record:
                 kinds[m.spec.record] = max(kinds.get(m.spec.record, 0.0), m.score)
         if q.record is not None:
@@ -384,7 +388,8 @@ class HybridSearcher:
         if not query.labels and not query.kinds:
             return labels, kinds
         for i in np.flatnonzero(allowed):
-            labels[i] = max((query.labels.get(key, 0.0) for key in self._label_keys[i]), default=0.0)
+            labels[i] = max((score for key in self._label_keys[i] for home, score in query.labels.get(key, ())
+                             if home is None or home in self._homes_text[i]), default=0.0)
             kinds[i] = query.kinds.get(self._kinds[i] or "", 0.0)
         return labels, kinds
 

@@ -49,6 +49,7 @@ def parse_card(source: SourceText, card_id: str | None = None, relative_to: Path
     else:
         card.layout = "layout"
         parse_layout_text(card, source)
+        _rehome_fields(card)
     _reconcile_choices(card)
     if not card.affair:
         card.affair = _affair_of(card)
@@ -183,6 +184,32 @@ def _affair_of(card: Card) -> str | None:
     if card.title and card.kind and card.title.endswith(card.kind):
         return card.title[: -len(card.kind)].strip() or None
     return None
+
+
+def _rehome_fields(card: Card) -> None:
+    """In a PDF-to-text extraction a label often lands just before the heading of its own section (its column was
+    read first): 「法令上の根拠」 of 4. 個人番号の利用 under 3. 特定個人情報ファイル名. A field whose label the
+    template places only in sections of another name, and whose neighbouring section has that name, moves there
+    (its lines stay where they are; its new section's range widens to hold them)."""
+    homes: dict[str, list[str]] = {}
+    for spec in tpl.catalog().fields:
+        if spec.section and not spec.record:
+            homes.setdefault(label_key(spec.label), []).append(spec.section)
+    for parent in card.walk():
+        siblings = parent.children
+        for i, section in enumerate(siblings):
+            for f in list(section.fields):
+                words = homes.get(label_key(f.label))
+                if not words or any(w in section.title for w in words):
+                    continue
+                for j in (i + 1, i - 1):
+                    if 0 <= j < len(siblings) and any(w in siblings[j].title for w in words):
+                        home = siblings[j]
+                        section.fields.remove(f)
+                        home.fields.append(f)
+                        home.fields.sort(key=lambda x: x.line)
+                        home.line, home.end_line = min(home.line, f.line), max(home.end_line, f.end_line)
+                        break
 
 
 def _reconcile_choices(card: Card) -> None:
