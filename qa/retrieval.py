@@ -144,9 +144,6 @@ class HybridSearcher:
             for c in chunks
         ]
         self._kinds = [c.record_kind for c in chunks]
-        # Where a unit stands and what it says: a label the catalog places in a named section (法令上の根拠 of
-        # 個人番号の利用, not of a 提供先) counts only in a unit whose breadcrumb or text names that section.
-        self._homes_text = [f"{c.section}\n{c.text}" for c in chunks]
         self._field_vectors: tuple[np.ndarray, np.ndarray] | None = None
         self._query_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -387,9 +384,13 @@ class HybridSearcher:
         kinds = np.zeros(len(self.index))
         if not query.labels and not query.kinds:
             return labels, kinds
+        chunks = self.index.chunks
         for i in np.flatnonzero(allowed):
+            # A label the catalog places in a named section (法令上の根拠 of 個人番号の利用, not of a 提供先)
+            # counts only in a unit whose breadcrumb or text names that section.
+            unit = chunks[i]
             labels[i] = max((score for key in self._label_keys[i] for home, score in query.labels.get(key, ())
-                             if home is None or home in self._homes_text[i]), default=0.0)
+                             if home is None or home in unit.section or home in unit.text), default=0.0)
             kinds[i] = query.kinds.get(self._kinds[i] or "", 0.0)
         return labels, kinds
 
