@@ -323,3 +323,30 @@ def test_every_field_and_section_of_a_card_is_reachable(parsed_cards) -> None:  
         assert sections, key
         assert len({id(s) for s in sections}) == len(sections)
         assert sum(1 for _ in card.fields()) > 100, key
+
+
+def test_a_layout_field_printed_before_its_own_heading_is_filed_under_it(parsed_cards, card_sources) -> None:  # type: ignore[no-untyped-def]
+    """004's text prints 「法令上の根拠」 of 4. 個人番号の利用 between the heading 3. 特定個人情報ファイル名 and its own
+    heading; the template places that label only in 個人番号の利用 (or 情報連携), so it is filed there."""
+    card = parsed_cards["004"]
+    homes = {s.breadcrumb: s for s in card.walk()}
+    basis = [(crumb, f) for crumb, s in homes.items() for f in s.fields
+             if crumb.startswith("I ") and f.label.endswith("法令上の根拠") and "番号法第9条" in f.value.replace(" ", "")]
+    assert basis, "the legal basis of the use of My Number is read"
+    assert all("個人番号の利用" in crumb for crumb, _ in basis), [crumb for crumb, _ in basis]
+    crumb, f = basis[0]
+    section = homes[crumb]
+    assert section.line <= f.line <= f.end_line <= section.end_line
+    assert "法令上の根拠" in card_sources["004"].raw_line(f.line)
+    assert not any(f.label.endswith("法令上の根拠") for f in homes["I 基本情報 > 3. 特定個人情報ファイル名"].fields)
+
+
+def test_table_reports_keep_every_field_where_it_was_printed(parsed_cards) -> None:  # type: ignore[no-untyped-def]
+    """Re-homing is for layout extractions only: in a table report a label stands in its own section."""
+    for key in ("000", "001", "002", "003"):
+        card = parsed_cards[key]
+        assert card.layout == "table"
+        for s in card.walk():
+            for f in s.fields:
+                if f.label.endswith("法令上の根拠") and s.path and s.path[0].startswith("I "):
+                    assert any(w in s.title for w in ("個人番号の利用", "情報連携", "情報提供ネットワーク")), (key, s.breadcrumb)
