@@ -189,8 +189,8 @@ def _affair_of(card: Card) -> str | None:
 def _rehome_fields(card: Card) -> None:
     """In a PDF-to-text extraction a label often lands just before the heading of its own section (its column was
     read first): 「法令上の根拠」 of 4. 個人番号の利用 under 3. 特定個人情報ファイル名. A field whose label the
-    template places only in sections of another name, and whose neighbouring section has that name, moves there
-    (its lines stay where they are; its new section's range widens to hold them)."""
+    template places only in sections of another name, and whose section one or two places away has that name, moves
+    there, the nearest first (its lines stay where they are; its new section's range widens to hold them)."""
     homes: dict[str, list[str]] = {}
     for spec in tpl.catalog().fields:
         if spec.section and not spec.record:
@@ -202,7 +202,7 @@ def _rehome_fields(card: Card) -> None:
                 words = homes.get(label_key(f.label))
                 if not words or any(w in section.title for w in words):
                     continue
-                for j in (i + 1, i - 1):
+                for j in (i + 1, i - 1, i + 2, i - 2):
                     if 0 <= j < len(siblings) and any(w in siblings[j].title for w in words):
                         home = siblings[j]
                         section.fields.remove(f)

@@ -339,6 +339,10 @@ def test_a_layout_field_printed_before_its_own_heading_is_filed_under_it(parsed_
     assert section.line <= f.line <= f.end_line <= section.end_line
     assert "法令上の根拠" in card_sources["004"].raw_line(f.line)
     assert not any(f.label.endswith("法令上の根拠") for f in homes["I 基本情報 > 3. 特定個人情報ファイル名"].fields)
+    # Two places away: the fields of 5. 情報連携 printed after the heading 7. 他の評価実施機関.
+    linkage = [crumb for crumb, s in homes.items() for f in s.fields
+               if crumb.startswith("I ") and f.label.endswith("法令上の根拠") and "情報照会" in f.value]
+    assert linkage and all("情報連携" in crumb for crumb in linkage), linkage
 
 
 def test_table_reports_keep_every_field_where_it_was_printed(parsed_cards) -> None:  # type: ignore[no-untyped-def]
