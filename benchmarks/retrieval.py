@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import Report, gold_arguments, parse_gold_arguments  # noqa: E402
 
-from qa.evaluation import find_evidence, load_gold, percentile, read_corpus_text  # noqa: E402
+from qa.evaluation import find_evidence, holds_evidence, load_gold, percentile, read_corpus_text, squash  # noqa: E402
 
 K = 10
 CANDIDATES = 50
@@ -62,10 +61,6 @@ LATIN = re.compile(r"[A-Za-z]")
 def is_english(question: str) -> bool:
     """English questions may quote Japanese terms (児童手当, 提供先): more Latin letters than Japanese characters."""
     return len(LATIN.findall(question)) > len(JAPANESE.findall(question))
-
-
-def squash(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
 @dataclass
@@ -115,12 +110,7 @@ class Scorer:
         return (self.index.embeddings @ vector).astype(np.float64)
 
     def hit(self, q: Question, i: int) -> bool:
-        u = self.units[i]
-        if u.card != q.card:
-            return False
-        if q.evidence and q.evidence in self.squashed[i]:
-            return True
-        return any(u.line <= end and start <= u.end_line for start, end in q.spans)
+        return holds_evidence(self.units[i], q.card, q.evidence, q.spans, self.squashed[i])
 
 
 # -- the variants: (bm25 scores, dense scores) → ranking ----------------------------------------------------

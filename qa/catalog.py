@@ -120,6 +120,11 @@ class Catalog:
     def field(self, field_id: str) -> FieldSpec:
         return self.by_id[field_id]
 
+    @functools.cached_property
+    def answer_type_words(self) -> frozenset[str]:
+        """Every word that says what kind of answer is wanted (どのくらいの頻度, how often), normalised."""
+        return frozenset(normalize(w).lower() for words in self.answer_types.values() for w in words)
+
     def record(self, kind: str) -> RecordSpec | None:
         return next((r for r in self.records if r.kind == kind), None)
 

@@ -195,6 +195,22 @@ def find_evidence(evidence: str | Sequence[str], texts: Mapping[str, str], cards
     return spans
 
 
+def squash(text: str) -> str:
+    """NFKC with all whitespace removed: the form breaks values across cells and lines."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def holds_evidence(unit: Any, card: str, evidence: str, spans: Sequence[tuple[int, int]], unit_text: str) -> bool:
+    """Whether a retrieved unit of `card` holds the evidence: its squashed text `unit_text` contains the squashed
+    `evidence`, or its lines overlap one of the evidence's line spans in the report (the retrieval benchmark's
+    hit, and the ranker's positives)."""
+    if unit.card != card:
+        return False
+    if evidence and evidence in unit_text:
+        return True
+    return any(unit.line <= end and start <= unit.end_line for start, end in spans)
+
+
 def overlaps(a_line: int, a_end: int, b_line: int, b_end: int) -> bool:
     """Whether two inclusive line ranges share a line."""
     return a_line <= b_end and b_line <= a_end

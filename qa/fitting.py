@@ -185,16 +185,10 @@ def add_fit_command(subparsers: Any) -> Any:
 def ranker_examples(searcher: Any, gold_file: Path, corpus_dir: Path) -> list[Any]:
     """Each answerable single-report gold question with evidence, as its candidates' features and which hold the
     evidence (the retrieval benchmark's hit: the unit contains the evidence, or overlaps its lines)."""
-    import re
-    import unicodedata
-
     import numpy as np
 
-    from qa.evaluation import find_evidence, read_corpus_text
+    from qa.evaluation import find_evidence, holds_evidence, read_corpus_text, squash
     from qa.ranking import Example
-
-    def squash(text: str) -> str:
-        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
     texts = {p.stem: read_corpus_text(p) for p in sorted(corpus_dir.iterdir()) if p.is_file()}
     chunks = searcher.index.chunks
@@ -211,15 +205,11 @@ def ranker_examples(searcher: Any, gold_file: Path, corpus_dir: Path) -> list[An
         if cand is None or not len(cand.rows):
             continue
 
-        def hit(i: int) -> bool:
-            u = chunks[i]
-            if u.card != card:
-                return False
-            if evidence in squashed.setdefault(i, squash(u.text)):
-                return True
-            return any(u.line <= end and start <= u.end_line for start, end in spans)
-
-        positive = np.array([hit(int(i)) for i in cand.rows], dtype=bool)
+        positive = np.array(
+            [holds_evidence(chunks[i], card, evidence, spans, squashed.setdefault(i, squash(chunks[i].text)))
+             for i in cand.rows],
+            dtype=bool,
+        )
         out.append(Example(item.id, searcher.feature_matrix(query, cand), positive))
     return out
 

@@ -139,7 +139,7 @@ def lexical_field_scores(low: str, cat: Catalog) -> dict[str, float]:
     found: list[tuple[str, int, int, str]] = []  # (field id, start, end, name)
     # A word that says what kind of answer is wanted (どのくらいの頻度, 間隔, how often) names no field: it is in
     # every question of that kind, whatever it is about; unless the form's label itself says it (時期・頻度).
-    type_words = {normalize(w).lower() for words in cat.answer_types.values() for w in words}
+    type_words = cat.answer_type_words
     for spec in cat.fields:
         for name in spec.names:
             generic = name.lower() in type_words and not any(name in label for label in spec.labels)

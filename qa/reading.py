@@ -17,6 +17,10 @@ from pathlib import Path
 
 from qa.errors import CorpusFileError
 
+# The characters of a name or a noun (kanji, katakana, Latin letters, digits): what singles a block or a passage
+# out, and where one word ends and the next begins.
+NAME_CHARS = "一-龥々ァ-ヴーA-Za-z0-9"
+
 log = logging.getLogger(__name__)
 
 # Encodings real municipal files come in. Order matters only for ties; detection decides.

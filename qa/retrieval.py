@@ -144,6 +144,13 @@ class HybridSearcher:
             for c in chunks
         ]
         self._kinds = [c.record_kind for c in chunks]
+        # Which units hold each label and each block kind, so a question's structure is scored on those alone.
+        self._units_with_label: dict[str, list[int]] = {}
+        for i, keys in enumerate(self._label_keys):
+            for key in keys:
+                self._units_with_label.setdefault(key, []).append(i)
+        kinds = np.array([k or "" for k in self._kinds])
+        self._units_of_kind = {k: np.flatnonzero(kinds == k) for k in set(self._kinds) if k}
         self._field_vectors: tuple[np.ndarray, np.ndarray] | None = None
         self._query_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -385,13 +392,20 @@ class HybridSearcher:
         if not query.labels and not query.kinds:
             return labels, kinds
         chunks = self.index.chunks
-        for i in np.flatnonzero(allowed):
-            # A label the catalog places in a named section (法令上の根拠 of 個人番号の利用, not of a 提供先)
-            # counts only in a unit whose breadcrumb or text names that section.
-            unit = chunks[i]
-            labels[i] = max((score for key in self._label_keys[i] for home, score in query.labels.get(key, ())
-                             if home is None or home in unit.section or home in unit.text), default=0.0)
-            kinds[i] = query.kinds.get(self._kinds[i] or "", 0.0)
+        for key, asked in query.labels.items():
+            for i in self._units_with_label.get(key, ()):
+                if not allowed[i]:
+                    continue
+                # A label the catalog places in a named section (法令上の根拠 of 個人番号の利用, not of a 提供先)
+                # counts only in a unit whose breadcrumb or text names that section.
+                unit = chunks[i]
+                for home, score in asked:
+                    if score > labels[i] and (home is None or home in unit.section or home in unit.text):
+                        labels[i] = score
+        for kind, score in query.kinds.items():
+            rows = self._units_of_kind.get(kind)
+            if rows is not None:
+                kinds[rows[allowed[rows]]] = score
         return labels, kinds
 
 

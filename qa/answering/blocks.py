@@ -16,7 +16,7 @@ from qa.catalog import FieldSpec, catalog
 from qa.chunking import clean_line
 from qa.parsing.card import Card, Field, Record, label_key
 from qa.question import Question
-from qa.reading import normalize
+from qa.reading import NAME_CHARS, normalize
 from qa.retrieval import Hit
 
 
@@ -82,7 +82,7 @@ class BlockReading:
                      key=len, reverse=True)
         for w in cut:
             low = low.replace(w, " ")
-        runs = re.findall(r"[一-龥々ァ-ヴーA-Za-z0-9・]{4,}", low)
+        runs = re.findall(f"[{NAME_CHARS}・]{{4,}}", low)
         # Words every report uses (特定個人情報ファイル) are the form's, not names of something.
         runs = [r for r in runs if not all(r in self.card_text(c) for c in self.cards)]
         return max(runs, key=len) if runs else None

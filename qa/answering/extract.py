@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from qa.reading import NAME_CHARS
+
 DATE = re.compile(r"(?:令和|平成|昭和)\s*(?:\d{1,2}|元)\s*年(?:\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?)?|\d{4}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?|\d{4}/\d{1,2}/\d{1,2}")
 DURATION = re.compile(
     r"(?:\d[\d,.]*|[一二三四五六七八九十百]+)\s*(?:年|か月|ヶ月|カ月|ケ月|箇月|週間|営業日|日|時間|分)(?:間)?(?:後|以内|経過後)?|永年|永久"
@@ -33,7 +35,7 @@ PATTERNS = {
 
 
 # Names and nouns: what singles a block or a passage out (not verbs, not particles).
-NOUN = re.compile(r"[一-龥々ァ-ヴーA-Za-z0-9・]{2,}")
+NOUN = re.compile(f"[{NAME_CHARS}・]{{2,}}")
 
 
 def extract(text: str, kind: str) -> list[str]:

@@ -42,6 +42,8 @@ class Reader(BlockReading, PassageReading):
         self._idf = self._fit_idf()
         self._texts: dict[str, str] = {}
         self._record_terms: dict[tuple[int, int], set[str]] = {}
+        # card id → (the card, its fields' lines, its fields by line): for the yes/no statements (statements.py)
+        self.fields_by_line: dict[str, tuple[Card, list[int], list[tuple[int, object, Field]]]] = {}
         self._vocab = {w for f in self.catalog.fields for w in f.names} | {
             w for r in self.catalog.records for w in r.names
         }

@@ -9,13 +9,14 @@ passages; the one holding most of what the question singles out decides. Used by
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import TYPE_CHECKING
 
 from qa.answering.evidence import Evidence
 from qa.answering.extract import NOUN
 from qa.chunking import clean_line
-from qa.parsing.card import SEP, Card
+from qa.parsing.card import SEP, Card, Field
 from qa.parsing.template import CHANGE_KIND
 from qa.question import Question
 from qa.reading import normalize
@@ -30,8 +31,11 @@ def statements(reader: Reader, card: Card, first: int, last: int, crumb: str) ->
     and sentences of values that end in a word of polarity. The last item: whether it is a form's option."""
     out: list[tuple[str, bool, Evidence, bool]] = []
     polar = tuple(reader.catalog.yesno.get("positive", ())) + tuple(reader.catalog.yesno.get("negative", ()))  # type: ignore[operator]
-    for owner, f in card.fields():
-        if not (first <= f.line <= last) or getattr(owner, "kind", None) == CHANGE_KIND:
+    endings = sorted((w for w in polar if len(w) >= 3), key=len, reverse=True)
+    lines, owned = _fields_by_line(reader, card)
+    in_range = sorted(owned[bisect.bisect_left(lines, first) : bisect.bisect_right(lines, last)], key=lambda x: x[0])
+    for _, owner, f in in_range:  # in the card's own order, as before
+        if getattr(owner, "kind", None) == CHANGE_KIND:
             continue
         ev_crumb = getattr(owner, "breadcrumb", crumb)
         if f.options and f.selected is not None:
@@ -46,10 +50,21 @@ def statements(reader: Reader, card: Card, first: int, last: int, crumb: str) ->
         for clause in re.split(r"\n|。|(?<=\))\s*(?=\()", f.value):
             c = normalize(clause).strip()
             tail = c.rstrip(")）」』。 ")
-            ending = next((w for w in sorted(polar, key=len, reverse=True) if len(w) >= 3 and tail.endswith(w)), None)
+            ending = next((w for w in endings if tail.endswith(w)), None)
             if ending:  # a sentence that ends saying yes or no
                 out.append((c, reader.is_positive(ending), Evidence(clean_line(c), ev_crumb, f.label, f.line, f.end_line), False))
     return out
+
+def _fields_by_line(reader: Reader, card: Card) -> tuple[list[int], list[tuple[int, object, Field]]]:
+    """The card's fields with their owners and their place in `card.fields()`, ordered by line, once per card: a
+    yes/no question reads the fields of several line ranges, and each used to walk every field of the card."""
+    known = reader.fields_by_line.get(card.id)
+    if known is None or known[0] is not card:
+        owned = sorted(((n, owner, f) for n, (owner, f) in enumerate(card.fields())), key=lambda x: x[2].line)
+        known = (card, [f.line for _, _, f in owned], owned)
+        reader.fields_by_line[card.id] = known
+    return known[1], known[2]
+
 
 def best_statement(reader: Reader, q: Question, card: Card, first: Evidence, hits: list[Hit]) -> tuple[bool, Evidence] | None:
     # The subject the first evidence is filed under (a run of its heading the question repeats, such as

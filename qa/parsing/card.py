@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qa.reading import NAME_CHARS
+
 SEP = " > "
 _MARKERS = re.compile(r"^[\s①-⑳]+|[※\s]+$")
 
@@ -80,7 +82,7 @@ class Record:
             return next((f for f in exact if not f.empty), exact[0])
         for f in self.fields:
             at = f.key.find(key)
-            if at == 0 or (at > 0 and not re.match(r"[一-龥々ァ-ヴーA-Za-z0-9]", f.key[at - 1])):
+            if at == 0 or (at > 0 and not re.match(f"[{NAME_CHARS}]", f.key[at - 1])):
                 return f
         return None
 
