@@ -8,6 +8,7 @@ places with their romanisations, and the cue words of answer types. Code here on
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,7 @@ class Catalog:
     place_words_en: tuple[str, ...]
     place_suffixes_ja: tuple[str, ...]
     not_places_ja: tuple[str, ...]
+    glossary: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the reports' word → its English (normalised, lower)
     version: int = 0
     by_id: dict[str, FieldSpec] = field(default_factory=dict)
 
@@ -124,6 +126,20 @@ class Catalog:
     def answer_type_words(self) -> frozenset[str]:
         """Every word that says what kind of answer is wanted (どのくらいの頻度, how often), normalised."""
         return frozenset(normalize(w).lower() for words in self.answer_types.values() for w in words)
+
+    @functools.cached_property
+    def glossary_pattern(self) -> tuple[re.Pattern[str], dict[str, tuple[str, ...]]] | None:
+        """One pattern for every English word of the glossary (longest first, whole words, a plural s or es
+        allowed) and the report's words each one stands for."""
+        words: dict[str, list[str]] = {}
+        for ja, english in self.glossary:
+            for en in english:
+                words.setdefault(en, []).append(ja)
+        if not words:
+            return None
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        pattern = re.compile(rf"(?<![a-z0-9-])({alternatives})(?:s|es)?(?![a-z0-9])")
+        return pattern, {w: tuple(ja) for w, ja in words.items()}
 
     def record(self, kind: str) -> RecordSpec | None:
         return next((r for r in self.records if r.kind == kind), None)
@@ -202,6 +218,10 @@ def load_catalog(path: Path | str = CATALOG_PATH) -> Catalog:
         place_words_en=_tuple(gaz.get("place_words_en")),
         place_suffixes_ja=_tuple(gaz.get("place_suffixes_ja")),
         not_places_ja=_tuple(gaz.get("not_places_ja")),
+        glossary=tuple(
+            (normalize(ja), tuple(normalize(en).lower() for en in _tuple(english)))
+            for ja, english in data.get("glossary", {}).items()
+        ),
         version=int(data.get("version", 0)),
         by_id={f.id: f for f in fields},
     )

@@ -32,7 +32,7 @@ GRID: dict[str, tuple[float, ...]] = {
     "unexplained_idf": (3.0, 4.0, 99.0),
     "second_passage": (0.7, 0.85, 1.01),
     "passage_units": (1.0, 2.0, 3.0),
-    "abstain_below": (0.0, 0.78, 0.8, 0.82, 0.84),
+    "abstain_below_z": (0.0, 1.0, 1.5, 2.0, 2.5),
     "passage_pool": (3.0, 6.0, 10.0),
     "p_unit": (0.5, 1.0, 2.0),
     "p_overlap": (0.5, 1.0, 2.0, 3.0),

@@ -58,6 +58,7 @@ class Question:
     vector: Any = None  # the question embedded as a query, once
     several: bool = False  # it names two or more reports by subject: each is read
     follow_up: str | None = None  # a yes/no question followed by a question word (…委託していますか。件数は？): its type
+    glossed: tuple[str, ...] = ()  # an English question's words in the reports' Japanese (the catalog's glossary)
 
     @property
     def low(self) -> str:
@@ -66,6 +67,15 @@ class Question:
     @property
     def top_field(self) -> FieldMatch | None:
         return self.fields[0] if self.fields else None
+
+
+def glossed_words(low: str, cat: Catalog) -> tuple[str, ...]:
+    """The reports' own words for the English words of a question (lost → 紛失), in the order they occur."""
+    found = cat.glossary_pattern
+    if found is None:
+        return ()
+    pattern, words = found
+    return tuple(dict.fromkeys(ja for m in pattern.finditer(low) for ja in words[m.group(1)]))
 
 
 def is_english(norm: str) -> bool:
@@ -328,5 +338,6 @@ def understand(
         fields=matches,
         identity=scoping.identity,
         several=scoping.several,
+        glossed=glossed_words(low, cat) if english else (),
         follow_up=follow_up,
     )

@@ -52,7 +52,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "field_lexical": 1.0,
     "field_dense": 1.0,
     "field_dense_floor": 0.80,
-    "abstain_below": 0.0,
+    "abstain_below_z": 0.0,
     "field_route": 0.5,
     "narrow_min": 3.0,
     "unexplained_idf": 4.0,
@@ -239,17 +239,19 @@ class HybridSearcher:
                 kinds[m.spec.record] = max(kinds.get(m.spec.record, 0.0), m.score)
         if q.record is not None:
             kinds[q.record.kind] = max(kinds.get(q.record.kind, 0.0), 1.0)
-        # The form's own words for what the question names, so BM25 meets the report's vocabulary.
+        # The form's own words for what the question names, so BM25 meets the report's vocabulary; an English
+        # question's words also in the reports' Japanese (the catalog's glossary), for BM25 and the ranker.
         extra = " ".join(m.spec.label for m in q.fields[:2] if m.spec.label not in q.norm)
+        glossed = " ".join(q.glossed)
         return Query(
-            text=f"{q.norm} {extra}".strip(),
+            text=f"{q.norm} {extra} {glossed}".strip(),
             cards=cards if cards is not None else q.cards,
             labels=labels,
             kinds=kinds,
             changes=q.changes,
             risks=q.risks,
             vector=vector,
-            question=q.norm,
+            question=f"{q.norm} {glossed}".strip(),
             answer_type=q.answer_type,
             record_numbers=tuple(q.record_numbers),
         )
@@ -371,6 +373,17 @@ class HybridSearcher:
         if not tokens:
             return np.zeros(n)
         return np.asarray(self.index.bm25.get_scores(tokens), dtype=np.float64)
+
+    def dense_standing(self, vector: np.ndarray | None, card: str, score: float) -> float:
+        """How far `score` stands above the card's units, in standard deviations of their similarity to the
+        query. Language-neutral where the raw cosine is not: e5 scores an English question against Japanese
+        text about 0.1 lower (median of the best passage 0.81 against 0.92 on eval/gold.jsonl)."""
+        if vector is None or not np.any(vector) or card not in self.index.card_ids:
+            return float("inf")
+        rows = self.index.card_of_chunk == self.index.card_ids.index(card)
+        sims = np.einsum("ij,j->i", self.index.embeddings[rows], vector)
+        spread = float(sims.std())
+        return (score - float(sims.mean())) / spread if spread > 0 else float("inf")
 
     def _dense(self, vector: np.ndarray, n: int) -> np.ndarray:
         if not np.any(vector):

@@ -35,7 +35,9 @@ class PassageReading:
         pool = hits if history else ([h for h in hits if not is_change_history(h)] or hits)
         if not pool:
             return self.abstain(q, hits, "", "", card)
-        if max(h.dense for h in pool[:3]) < self.weights["abstain_below"]:
+        # The best evidence is weak: the top passages stand no higher above the card's other units than this.
+        least = w.get("abstain_below_z", 0.0)
+        if least > 0 and self.searcher.dense_standing(q.vector, card.id, max(h.dense for h in pool[:3])) < least:
             return self.abstain(q, hits, "", "", card)
         pool = pool[:size]
         if not history:
@@ -76,12 +78,13 @@ class PassageReading:
 
     def form_words(self, q: Question) -> str:
         """For a question in English, the form's own Japanese words for what it names (its block kind, the
-        labels of the fields it names by their English names), so its words can meet the report's."""
+        labels of the fields it names by their English names, its words in the catalog's glossary), so its
+        words can meet the report's."""
         if not q.english:
             return ""
         words = [q.record.kind] if q.record is not None else []
         words += [m.spec.label for m in q.fields[:2] if m.lexical > 0 and m.spec.type != "yesno"]
-        return " ".join(words)
+        return " ".join(words + list(q.glossed))
 
     def score_sentences(self, q: Question, hits: list[Hit]) -> list[tuple[float, str, Hit]]:
         w = self.weights

@@ -104,6 +104,17 @@ class Reader(BlockReading, PassageReading):
         first.citations = [*first.citations, *detail.citations]
         return first
 
+    def off_the_reports(self, q: Question) -> bool:
+        """Nothing the question asks about is in any report: it names no field, block or quoted text, and of
+        its content words (in the reports' Japanese for an English question) none occurs in any unit, while
+        some do not (明日の天気: not stated, rather than the nearest passage)."""
+        if q.quoted or q.record is not None or q.changes or q.risks or q.record_numbers:
+            return False
+        if any(m.lexical > 0 for m in q.fields):
+            return False
+        terms = self.content_terms(q) | set(q.glossed)
+        return bool(terms) and not any(t in self._idf for t in terms)
+
     def pick_card(self, q: Question, hits: list[Hit]) -> Card | None:
         if len(q.cards) == 1:
             return self.cards.get(q.cards[0])
@@ -122,6 +133,8 @@ class Reader(BlockReading, PassageReading):
         if q.money and not any("円" in h.chunk.text for h in hits[:5]):
             return self.abstain(q, hits, f"「{q.money}」は評価書の様式にない事項で、該当する記載が見つかりません。",
                                 f"The form records no amounts of money ({q.money}); nothing found.", card)
+        if self.off_the_reports(q):
+            return self.abstain(q, hits, "", "", card)
         annex = self.missing_annex(q, card)
         if annex:
             return self.abstain(q, hits, f"この評価書のファイルに「{annex}」は含まれていません。",
