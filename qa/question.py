@@ -112,6 +112,8 @@ def _head(low: str, word: str) -> bool:
     """`word` stands as a word of its own, not as the tail of a longer compound (ネットワークシステム)."""
     if word.isascii():
         return _contains(low, word)
+    if not re.match(r"[一-龥々ァ-ヴーA-Za-z0-9]", word):
+        return word in low  # a word that opens with a particle (への提供) is the tail of nothing
     for m in re.finditer(re.escape(word), low):
         before = low[m.start() - 1] if m.start() else ""
         if not before or not re.match(r"[一-龥々ァ-ヴーA-Za-z0-9]", before):

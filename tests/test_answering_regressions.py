@@ -97,3 +97,14 @@ def test_exact_headcount_is_not_stated(assistant) -> None:
     """「正確に何人」 was answered with the form's range, as if it were the exact number."""
     a = assistant.ask("川崎市の児童手当を受給している人は正確に何人ですか")
     assert a.abstained and "10万人以上100万人未満" in a.answer
+
+
+def test_a_block_named_before_a_particle_word_reads_the_blocks_field(assistant) -> None:
+    """「厚生労働大臣への提供の法令上の根拠」 was answered with the legal basis of 個人番号の利用: the record word
+    「への提供」 was taken for the tail of a compound (機構への提供), so the question named no block kind."""
+    a = assistant.ask("川崎市の生活保護の評価書で、厚生労働大臣への提供の法令上の根拠は")
+    assert "主務省令" in _text(a) and "番号法第9条" not in _text(a)
+    _verbatim(a)
+    # Asked for the basis of 個人番号の利用 itself, the report's own field still answers.
+    a = assistant.ask("川崎市の生活保護の評価書で、個人番号の利用の法令上の根拠は")
+    assert "番号法第9条" in _text(a)
