@@ -108,3 +108,12 @@ def test_a_block_named_before_a_particle_word_reads_the_blocks_field(assistant) 
     # Asked for the basis of 個人番号の利用 itself, the report's own field still answers.
     a = assistant.ask("川崎市の生活保護の評価書で、個人番号の利用の法令上の根拠は")
     assert "番号法第9条" in _text(a)
+
+
+def test_two_fields_of_one_block_asked_together_are_both_read(assistant) -> None:
+    """「…への提供の根拠と用途は」 was answered with the use alone: the block route read one field per block."""
+    a = assistant.ask("川崎市の児童手当の評価書で、日本学生支援機構への提供の根拠と用途は")
+    text = _text(a)
+    assert "141の項" in text and "学資の貸与" in text
+    assert len(a.citations) == 2
+    _verbatim(a)

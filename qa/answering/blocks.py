@@ -116,6 +116,10 @@ class BlockReading:
             sub = self.catalog.field(rspec.who_field)
         parts: list[Evidence] = []
         values: list[str] = []
+        # A question may ask for two fields of the blocks at once (the legal basis and the use, the method and
+        # the timing): a second field it names by its words, that these blocks hold.
+        second = self.second_block_field(q, records, kind, sub) if sub is not None else None
+        seconds: list[Evidence] = []
         if sub is not None and not any(self.field_of(r, sub) for r in records):
             loose = self.section_fields(card, records, sub)
             if loose:  # a scrambled extraction left the blocks' fields at section level: read them there
@@ -130,10 +134,18 @@ class BlockReading:
                 value = self.record_name(r, rspec.name_fields if rspec else ())
                 parts.append(Evidence(value, r.breadcrumb, "", r.line, r.end_line))
             values.append(value)
+            f2 = self.field_of(r, second) if second is not None else None
+            if f2 is not None and not f2.empty:
+                seconds.append(Evidence(self.value_text(f2), r.breadcrumb, f2.label, f2.line, f2.end_line))
         if q.yesno:
             return self.polarity(q, card, parts)
-        # A value that is only the marks of a checkbox (a scrambled extraction's 「[ ○ [」) names nothing.
-        distinct = list(dict.fromkeys(v for v in values if v and re.search(r"[^\W\d_]", re.sub(r"[\[\]()○◯ ]", "", v))))
+        if seconds:
+            both = [p for p in {p.text: p for p in parts + seconds}.values() if self.names_something(p.text)]
+            if len(both) <= MAX_LIST:
+                many = len(records) > 1
+                short = ("; " if q.english else "、").join(p.text for p in both) if many else None
+                return self.compose(q, card, both, short=short, kind="list", listing=many)
+        distinct = list(dict.fromkeys(v for v in values if self.names_something(v)))
         if len(records) == 1:
             short = distinct[0] if distinct else None
             return self.compose(q, card, parts[:1], short=self.short_of(q, short or "") or short, kind=q.answer_type)
@@ -162,6 +174,23 @@ class BlockReading:
             if len(typed) == 1:
                 return typed[0]
         return best[1] if best else None
+
+    @staticmethod
+    def names_something(value: str) -> bool:
+        """A value that is only the marks of a checkbox (a scrambled extraction's 「[ ○ [」) names nothing."""
+        return bool(value) and bool(re.search(r"[^\W\d_]", re.sub(r"[\[\]()○◯ ]", "", value)))
+
+    def second_block_field(self, q: Question, records: list[Record], kind: str, first: FieldSpec) -> FieldSpec | None:
+        """Another field the question names by its own words (not only by likeness), that the blocks hold."""
+        for m in q.fields[:6]:
+            if m.lexical <= 0 or m.spec.label == first.label or label_key(m.spec.label) == kind:
+                continue
+            if m.spec.record or m.spec.meta or m.score < self.weights["field_route"] * 0.5:
+                continue
+            if any(self.field_of(r, m.spec) is not None and self.field_of(r, m.spec) is not self.field_of(r, first)
+                   for r in records[:10]):
+                return m.spec
+        return None
 
     def strongly_named(self, q: Question, records: list[Record]) -> bool:
         """Whether the question calls the blocks by their name, or they hold a rare word of it, not only common
