@@ -278,7 +278,7 @@ def precision(model: SentenceTransformer) -> str:
     return str(getattr(model, "_qa_precision", "bf16"))
 
 
-def _bf16_autocast(model: SentenceTransformer) -> Any:
+def _passage_autocast(model: SentenceTransformer) -> Any:
     """bfloat16 matmuls where the CPU has them (AVX-512 BF16 / AMX), weights kept in fp32, for a model
     loaded on the bf16 path: about 1.9x the throughput of fp32 on this box by itself, cosine to fp32 ≥ 0.99998
     (benchmarks/embedding_speed.py). Disabled for the fp32 variant."""
@@ -336,7 +336,7 @@ def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size
         vectors = model.encode_document(texts, batch_size=batch_size, **kwargs)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
     out = np.empty((len(texts), dim), dtype=np.float32)
-    with _bf16_autocast(model):
+    with _passage_autocast(model):
         for rows in token_batches(model, texts, batch_size):
             batch = [texts[i] for i in rows]
             vectors = model.encode_document(batch, batch_size=len(batch), **kwargs)
@@ -345,14 +345,11 @@ def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size
 
 
 def encode_queries(model: SentenceTransformer, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    """Unit-length float32 vectors of questions (the "query: " prompt for e5), under the same bf16 autocast
-    as passages on the bf16 path: a single question 23.3 → 17.8 ms p50 on 2 cores, cosine to fp32 ≥ 0.99999
-    (eval/gold.jsonl's questions, interleaved runs)."""
+    """Unit-length float32 vectors of questions (the "query: " prompt for e5)."""
     dim = int(model.get_embedding_dimension())
-    with _bf16_autocast(model):
-        vectors = model.encode_query(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+    vectors = model.encode_query(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
 
 

@@ -29,7 +29,6 @@ from pydantic import ConfigDict
 
 from qa.catalog import catalog
 from qa.chunking import Chunk
-from qa.embeddings import encode_queries
 from qa.errors import CardNotFoundError
 from qa.index import Index
 from qa.parsing.card import label_key
@@ -169,7 +168,10 @@ class HybridSearcher:
         return vector
 
     def _embed_query(self, text: str) -> np.ndarray:
-        return self._embed_queries([text])[0]
+        model = self.index.embedder
+        encode = getattr(model, "encode_query", None) or model.encode
+        vector = encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vector, dtype=np.float32)[0]
 
     def field_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every name of every catalog field embedded as a query (a name is asked like a question), and the
@@ -211,8 +213,6 @@ class HybridSearcher:
 
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         model = self.index.embedder
-        if hasattr(model, "encode_query") and hasattr(model, "get_embedding_dimension"):  # a SentenceTransformer
-            return encode_queries(model, texts, batch_size=64)
         encode = getattr(model, "encode_query", None) or model.encode
         vectors = encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False, batch_size=64)
         return np.asarray(vectors, dtype=np.float32)
