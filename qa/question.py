@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qa.catalog import Catalog, FieldSpec, RecordSpec, catalog
-from qa.reading import normalize
+from qa.reading import NAME_CHARS, normalize
 
 if TYPE_CHECKING:
     from qa.parsing.card import Card
@@ -112,11 +112,11 @@ def _head(low: str, word: str) -> bool:
     """`word` stands as a word of its own, not as the tail of a longer compound (ネットワークシステム)."""
     if word.isascii():
         return _contains(low, word)
-    if not re.match(r"[一-龥々ァ-ヴーA-Za-z0-9]", word):
+    if not re.match(f"[{NAME_CHARS}]", word):
         return word in low  # a word that opens with a particle (への提供) is the tail of nothing
     for m in re.finditer(re.escape(word), low):
         before = low[m.start() - 1] if m.start() else ""
-        if not before or not re.match(r"[一-龥々ァ-ヴーA-Za-z0-9]", before):
+        if not before or not re.match(f"[{NAME_CHARS}]", before):
             return True
     return False
 

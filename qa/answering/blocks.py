@@ -187,9 +187,10 @@ class BlockReading:
                 continue
             if m.spec.record or m.spec.meta or m.score < self.weights["field_route"] * 0.5:
                 continue
-            if any(self.field_of(r, m.spec) is not None and self.field_of(r, m.spec) is not self.field_of(r, first)
-                   for r in records[:10]):
-                return m.spec
+            for r in records[:10]:
+                found = self.field_of(r, m.spec)
+                if found is not None and found is not self.field_of(r, first):
+                    return m.spec
         return None
 
     def strongly_named(self, q: Question, records: list[Record]) -> bool:
