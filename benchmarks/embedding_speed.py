@@ -64,7 +64,7 @@ from retrieval import (  # noqa: E402
     weighted,
 )
 
-from qa.evaluation import load_gold, read_corpus_text  # noqa: E402
+from qa.eval_metrics import load_gold, read_corpus_text  # noqa: E402
 
 EXTRA = ("prev", "bs16", "int8", "int8-ffn-fp32", "ort-int8", "ov-bf16")
 DEFAULT_NAME = "e5: bf16 + token batches (default)"

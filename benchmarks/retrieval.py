@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import Report, gold_arguments, parse_gold_arguments  # noqa: E402
 
-from qa.evaluation import find_evidence, holds_evidence, load_gold, percentile, read_corpus_text, squash  # noqa: E402
+from qa.eval_metrics import find_evidence, holds_evidence, load_gold, percentile, read_corpus_text, squash  # noqa: E402
 
 K = 10
 CANDIDATES = 50

@@ -1,15 +1,7 @@
-"""Evaluation against the gold set (eval/gold.jsonl): metrics, the runner, the report and `qa eval`.
+"""Evaluation against the gold set (eval/gold.jsonl): the systems, per-question outcomes, aggregation,
+failure causes, the runner and `qa eval`.
 
-Metrics are small pure functions (stdlib/numpy) so each can be tested alone:
-
-* answers — `normalize_for_match`, `contains_gold`, `is_context_dump`, `answer_correct`,
-  `abstention_accuracy`, `false_abstention_rate`;
-* retrieval — `find_evidence` (gold evidence → card + 1-based line range in the raw file),
-  `card_rank`, `section_rank`, `hit_rate`, `mean_reciprocal_rank`;
-* citations — `citation_valid` (quote is a verbatim substring of the file) and `citation_supports`
-  (a quote contains the evidence, or its lines overlap the evidence's lines);
-* latency — `percentile`, `latency_summary`.
-
+The metrics and the gold set are in `qa.eval_metrics`, the report and charts in `qa.eval_report`.
 `run_evaluation(assistant, gold_path, out_dir)` runs the project and the two baselines of
 `qa.baselines` over the same questions and writes per-question JSONL, report.md and PNG charts.
 """
@@ -19,344 +11,46 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import re
 import sys
 import time
-import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from qa.eval_metrics import (
+    GoldItem,
+    HIT_KS,
+    K,
+    NEGATIVE,
+    POSITIVE,
+    Span,
+    TYPES,
+    UNANSWERABLE,
+    mean_or_none,
+    abstention_accuracy,
+    answer_correct,
+    card_rank,
+    citation_supports,
+    citation_valid,
+    contains_gold,
+    false_abstention_rate,
+    find_evidence,
+    hit_rate,
+    is_context_dump,
+    latency_summary,
+    load_gold,
+    mean_reciprocal_rank,
+    normalize_for_match,
+    overlaps,
+    percentile,
+    read_corpus_text,
+    section_rank,
+)
+from qa.eval_report import main_table, render_report, write_charts
+
 log = logging.getLogger(__name__)
-
-K = 10  # retrieval depth for hit@k and MRR
-HIT_KS = (1, 5, 10)
-TYPES = ("span", "list", "number", "date", "yesno", "cross", "unanswerable")
-UNANSWERABLE = "unanswerable"
-
-# Context-dump rule (see is_context_dump): the rule the external question set is scored by
-# (../shared/eval-external/README.md), so that our figures and the issue's are the same measurement.
-DUMP_BASE = 300
-DUMP_PER_GOLD = 120
-
-POSITIVE = frozenset({"はい", "yes"})
-NEGATIVE = frozenset({"いいえ", "no"})
-_WS = re.compile(r"\s+")
-_POLARITY = re.compile(r"いいえ|はい|(?<![a-z0-9])(?:yes|no)(?![a-z0-9])")
-
-
-# ================================================================================================
-# Answer metrics
-# ================================================================================================
-
-
-def normalize_for_match(s: str) -> str:
-    """Matching form: NFKC, lower-case, all whitespace removed, wave dashes unified to "~".
-
-    >>> normalize_for_match("株式会社 アイネス") == normalize_for_match("株式会社アイネス")
-    True
-    """
-    text = unicodedata.normalize("NFKC", s or "").lower()
-    text = text.replace("\u301c", "~")  # 〜 (NFKC already maps ～ to ~)
-    return _WS.sub("", text)
-
-
-def polarity(text: str) -> str | None:
-    """"yes"/"no" from the first はい/いいえ/yes/no (whole word) in the normalised text, else None."""
-    m = _POLARITY.search(normalize_for_match(text))
-    if m is None:
-        return None
-    return "yes" if m.group(0) in POSITIVE else "no"
-
-
-def contains_gold(answer_text: str, gold: str) -> bool:
-    """Whether one gold string is present in the answer, both in `normalize_for_match` form.
-
-    Two refinements over a bare substring test, so that short golds cannot match by accident:
-
-    * yes/no golds (はい/yes, いいえ/no) match by polarity: the answer's first polarity word must
-      agree (はい answers "yes", so a Japanese answer to an English yes/no question counts);
-    * a gold that begins or ends with an ASCII letter or digit must not continue into another
-      ASCII letter or digit in the answer ("4" is not found in "45", "no" is not found in "not").
-    """
-    g = normalize_for_match(gold)
-    if not g:
-        return True
-    if g in POSITIVE or g in NEGATIVE:
-        # The gold polarity is present and the other is absent (the external set's rule).
-        found = {("yes" if m.group(0) in POSITIVE else "no") for m in _POLARITY.finditer(normalize_for_match(answer_text))}
-        return found == {"yes" if g in POSITIVE else "no"}
-    a = normalize_for_match(answer_text)
-    left = r"(?<![a-z0-9])" if g[0].isascii() and g[0].isalnum() else ""
-    right = r"(?![a-z0-9])" if g[-1].isascii() and g[-1].isalnum() else ""
-    return re.search(left + re.escape(g) + right, a) is not None
-
-
-def dump_limit(gold_answers: Sequence[str]) -> int:
-    """Longest answer (in normalised characters) that is not a context dump for these golds."""
-    golds = [g for g in gold_answers if normalize_for_match(g)]
-    return DUMP_BASE + DUMP_PER_GOLD * len(golds)
-
-
-def is_context_dump(answer_text: str, gold_answers: Sequence[str]) -> bool:
-    """True when the answer is retrieved context pasted back rather than an answer.
-
-    Lengths are counted on `normalize_for_match` (whitespace-free) text. With n gold strings the
-    answer may be at most 300 + 120·n characters, the external set's rule. See `dump_limit`.
-    """
-    return len(normalize_for_match(answer_text)) > dump_limit(gold_answers)
-
-
-def answer_correct(answer_text: str, gold_answers: Sequence[str], abstained: bool, gold_type: str) -> bool:
-    """Whether an answer is right.
-
-    unanswerable: right iff the system abstained. Otherwise: right iff it did not abstain, every gold
-    string is present (`contains_gold`) and the answer is not a context dump (`is_context_dump`).
-    """
-    if gold_type == UNANSWERABLE:
-        return bool(abstained)
-    if abstained or not gold_answers:
-        return False
-    if is_context_dump(answer_text, gold_answers):
-        return False
-    return all(contains_gold(answer_text, g) for g in gold_answers)
-
-
-def _mean(values: Iterable[float | bool]) -> float | None:
-    vals = [float(v) for v in values]
-    return sum(vals) / len(vals) if vals else None
-
-
-def abstention_accuracy(types: Sequence[str], abstained: Sequence[bool]) -> float | None:
-    """Share of unanswerable questions on which the system abstained (None: no unanswerable question)."""
-    return _mean(a for t, a in zip(types, abstained, strict=True) if t == UNANSWERABLE)
-
-
-def false_abstention_rate(types: Sequence[str], abstained: Sequence[bool]) -> float | None:
-    """Share of answerable questions on which the system abstained (None: no answerable question)."""
-    return _mean(a for t, a in zip(types, abstained, strict=True) if t != UNANSWERABLE)
-
-
-# ================================================================================================
-# Retrieval metrics
-# ================================================================================================
-
-
-@dataclass(frozen=True)
-class Span:
-    """Where something is: a card and a 1-based inclusive line range of its file."""
-
-    card: str
-    line: int
-    end_line: int
-
-
-class Located(Protocol):
-    card: str
-    line: int
-    end_line: int
-
-
-def read_corpus_text(path: Path | str) -> str:
-    """A corpus file as the gold set sees it: UTF-8, universal newlines, leading BOM stripped."""
-    text = Path(path).read_text(encoding="utf-8")
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def lines_of(text: str, start: int, end: int) -> tuple[int, int]:
-    """1-based first and last line of text[start:end]."""
-    first = text.count("\n", 0, start) + 1
-    return first, first + text.count("\n", start, max(start, end - 1))
-
-
-def find_evidence(evidence: str | Sequence[str], texts: Mapping[str, str], cards: Sequence[str]) -> list[Span]:
-    """Every verbatim occurrence of `evidence` in the files of `cards`, as (card, line, end_line).
-
-    Evidence may span lines; a cross-report question gives a list of evidence strings (one per card).
-    Empty evidence, or a card with no text, gives no span.
-    """
-    spans: list[Span] = []
-    if not evidence:
-        return spans
-    if not isinstance(evidence, str):
-        return [span for one in evidence for span in find_evidence(one, texts, cards)]
-    for card in cards:
-        text = texts.get(card)
-        if not text:
-            continue
-        pos = text.find(evidence)
-        while pos >= 0:
-            line, end_line = lines_of(text, pos, pos + len(evidence))
-            spans.append(Span(card, line, end_line))
-            pos = text.find(evidence, pos + 1)
-    return spans
-
-
-def squash(text: str) -> str:
-    """NFKC with all whitespace removed: the form breaks values across cells and lines."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
-
-
-def holds_evidence(unit: Any, card: str, evidence: str, spans: Sequence[tuple[int, int]], unit_text: str) -> bool:
-    """Whether a retrieved unit of `card` holds the evidence: its squashed text `unit_text` contains the squashed
-    `evidence`, or its lines overlap one of the evidence's line spans in the report (the retrieval benchmark's
-    hit, and the ranker's positives)."""
-    if unit.card != card:
-        return False
-    if evidence and evidence in unit_text:
-        return True
-    return any(unit.line <= end and start <= unit.end_line for start, end in spans)
-
-
-def overlaps(a_line: int, a_end: int, b_line: int, b_end: int) -> bool:
-    """Whether two inclusive line ranges share a line."""
-    return a_line <= b_end and b_line <= a_end
-
-
-def card_rank(hits: Sequence[Located], gold_cards: Iterable[str], k: int = K) -> int | None:
-    """1-based rank of the first hit (within the top k) from one of the gold cards, else None."""
-    wanted = set(gold_cards)
-    for rank, hit in enumerate(hits[:k], start=1):
-        if hit.card in wanted:
-            return rank
-    return None
-
-
-def section_rank(hits: Sequence[Located], spans: Sequence[Span], k: int = K) -> int | None:
-    """1-based rank of the first hit (within the top k) whose card and lines overlap an evidence span."""
-    for rank, hit in enumerate(hits[:k], start=1):
-        if any(hit.card == s.card and overlaps(hit.line, hit.end_line, s.line, s.end_line) for s in spans):
-            return rank
-    return None
-
-
-def hit_rate(ranks: Sequence[int | None], k: int) -> float | None:
-    """Share of questions whose rank is ≤ k (None rank: missed)."""
-    return _mean(r is not None and r <= k for r in ranks)
-
-
-def reciprocal_rank(rank: int | None, k: int = K) -> float:
-    return 1.0 / rank if rank is not None and rank <= k else 0.0
-
-
-def mean_reciprocal_rank(ranks: Sequence[int | None], k: int = K) -> float | None:
-    """MRR@k: mean of 1/rank, 0 when missed or ranked below k."""
-    return _mean(reciprocal_rank(r, k) for r in ranks)
-
-
-# ================================================================================================
-# Citation metrics
-# ================================================================================================
-
-
-def citation_valid(quote: str, file_text: str | None) -> bool:
-    """A citation is valid iff its quote is non-empty and a verbatim substring of the cited file."""
-    return bool(quote) and file_text is not None and quote in file_text
-
-
-def citation_lines(quote: str, line: int) -> tuple[int, int]:
-    """The inclusive line range a quote starting at `line` covers."""
-    return line, line + quote.count("\n")
-
-
-def citation_supports(card: str, quote: str, line: int, evidence: str | Sequence[str], spans: Sequence[Span]) -> bool:
-    """Whether one citation backs the gold evidence.
-
-    Supported iff the citation's card is a card of the evidence and either its normalised quote
-    contains the normalised evidence, or the quote's lines [line, line + newlines] overlap one of the
-    evidence's line spans (so a quote that is a part of the evidence counts too).
-    """
-    cards = {s.card for s in spans}
-    if card not in cards:
-        return False
-    pieces = [evidence] if isinstance(evidence, str) else list(evidence)
-    if any(normalize_for_match(ev) and normalize_for_match(ev) in normalize_for_match(quote) for ev in pieces):
-        return True
-    first, last = citation_lines(quote, line)
-    return any(s.card == card and overlaps(first, last, s.line, s.end_line) for s in spans)
-
-
-# ================================================================================================
-# Latency
-# ================================================================================================
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0–100) with linear interpolation between order statistics (numpy's default)."""
-    vals = sorted(float(v) for v in values if v is not None and not math.isnan(v))
-    if not vals:
-        return None
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile {q} is outside 0..100")
-    pos = (len(vals) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(vals) - 1)
-    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
-
-
-def latency_summary(values: Sequence[float]) -> dict[str, float | None]:
-    """p50 and p95 of latencies (ms)."""
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95)}
-
-
-# ================================================================================================
-# Gold set
-# ================================================================================================
-
-
-@dataclass(frozen=True)
-class GoldItem:
-    id: str
-    question: str
-    type: str
-    answers: tuple[str, ...]
-    cards: tuple[str, ...]
-    section: str
-    evidence: str | tuple[str, ...]  # a list for cross-report questions: one string per card
-    note: str = ""
-
-    @property
-    def answerable(self) -> bool:
-        return self.type != UNANSWERABLE
-
-
-def _evidence(value: Any) -> str | tuple[str, ...]:
-    if isinstance(value, list):
-        if not all(isinstance(v, str) for v in value):
-            raise TypeError("evidence must be a string or a list of strings")
-        return tuple(value)
-    if not isinstance(value, str):
-        raise TypeError("evidence must be a string or a list of strings")
-    return value
-
-
-def load_gold(path: Path | str) -> list[GoldItem]:
-    """Read gold.jsonl; a malformed line raises ValueError naming it."""
-    items: list[GoldItem] = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-            items.append(
-                GoldItem(
-                    id=d["id"],
-                    question=d["question"],
-                    type=d["type"],
-                    answers=tuple(d["answers"]),
-                    cards=tuple(d["cards"]),
-                    section=d.get("section", ""),
-                    evidence=_evidence(d.get("evidence", "")),
-                    note=d.get("note", ""),
-                )
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{lineno}: not a gold record ({exc})") from exc
-    return items
-
 
 # ================================================================================================
 # Systems under evaluation
@@ -577,14 +271,14 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "errors": sum(1 for r in rows if r.get("error") is not None),
     }
     out.update(retrieval_summary(card_ranks, sec_ranks))
-    out["answer_accuracy"] = _mean(r["correct"] for r in rows) if answered else None
-    out["answerable_accuracy"] = _mean(r["correct"] for r in answerable) if answered else None
+    out["answer_accuracy"] = mean_or_none(r["correct"] for r in rows) if answered else None
+    out["answerable_accuracy"] = mean_or_none(r["correct"] for r in answerable) if answered else None
     out["abstention_accuracy"] = abstention_accuracy(types, abst)
     out["false_abstention_rate"] = false_abstention_rate(types, abst)
     out["context_dumps"] = sum(1 for r in answered if r.get("context_dump"))
-    out["citation_validity"] = _mean(c["valid"] for c in all_cites)
+    out["citation_validity"] = mean_or_none(c["valid"] for c in all_cites)
     out["citations"] = len(all_cites)
-    out["citation_support"] = _mean(supported)
+    out["citation_support"] = mean_or_none(supported)
     lat = latency_summary(latencies)
     out["latency_p50_ms"] = lat["p50"]
     out["latency_p95_ms"] = lat["p95"]
@@ -756,194 +450,6 @@ def run_evaluation(
     files.append(out / "summary.json")
     result["files"] = [str(p) for p in files]
     return result
-
-
-# ================================================================================================
-# Report
-# ================================================================================================
-
-MAIN_ROWS: list[tuple[str, str]] = [
-    ("card_hit@1", "card hit@1"),
-    ("card_hit@5", "card hit@5"),
-    ("card_hit@10", "card hit@10"),
-    ("card_mrr", "card MRR@10"),
-    ("section_hit@1", "section hit@1"),
-    ("section_hit@5", "section hit@5"),
-    ("section_hit@10", "section hit@10"),
-    ("section_mrr", "section MRR@10"),
-    ("answer_accuracy", "answer accuracy (all)"),
-    ("answerable_accuracy", "answer accuracy (answerable)"),
-    ("abstention_accuracy", "abstention accuracy (unanswerable)"),
-    ("false_abstention_rate", "false abstentions (answerable)"),
-    ("context_dumps", "answers rejected as context dumps"),
-    ("citation_validity", "citation validity (verbatim)"),
-    ("citation_support", "citation support (evidence)"),
-    ("latency_p50_ms", "answer latency p50 (ms)"),
-    ("latency_p95_ms", "answer latency p95 (ms)"),
-    ("errors", "errors"),
-]
-_COUNTS = {"context_dumps", "errors", "questions", "answerable", "citations"}
-
-
-def fmt(key: str, value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if key in _COUNTS:
-        return str(int(value))
-    if key.endswith("_ms"):
-        return f"{value:,.1f}"
-    return f"{value:.3f}"
-
-
-def main_table(result: Mapping[str, Any]) -> str:
-    names = list(result["systems"])
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for key, label in MAIN_ROWS:
-        lines.append(f"| {label} | " + " | ".join(fmt(key, result["systems"][n].get(key)) for n in names) + " |")
-    return "\n".join(lines)
-
-
-def _group_table(groups: Mapping[str, Mapping[str, Mapping[str, Any]]], keys: Sequence[tuple[str, str]]) -> str:
-    names = list(groups)
-    labels = list(dict.fromkeys(g for n in names for g in groups[n]))
-    head = ["group", "n"] + [f"{label} ({n})" for key, label in keys for n in names]
-    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 2)]
-    for g in labels:
-        first = groups[names[0]].get(g, {})
-        cells = [g, str(first.get("questions", 0))]
-        for key, _ in keys:
-            for n in names:
-                cells.append(fmt(key, groups[n].get(g, {}).get(key)))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-_SHORT = {"project": "P", "FixedBM25": "BM25", "LangChainRecipe": "LC"}
-
-
-def render_report(result: Mapping[str, Any]) -> str:
-    names = list(result["systems"])
-    legend = ", ".join(f"{_SHORT.get(n, n)} = {n}" for n in names)
-    short_by_type = {_SHORT.get(n, n): v for n, v in result["by_type"].items()}
-    short_by_card = {_SHORT.get(n, n): v for n, v in result["by_card"].items()}
-    group_keys = [("answer_accuracy", "acc"), ("section_hit@10", "sec@10"), ("card_hit@10", "card@10")]
-    parts = [
-        "# Evaluation report",
-        "",
-        f"Gold set: `{result['gold']}` — {result['questions']} questions. Retrieval metrics at k={K} over answerable "
-        "questions; a card hit is a top-k chunk from a gold card, a section hit a top-k chunk of a gold card whose "
-        "line range overlaps the evidence's lines. Answer correctness: every gold string present after NFKC / lower-case "
-        "/ whitespace removal, and the answer not a context dump (longer than max(400, 40·n+200) normalised characters, "
-        "or than max(200, 3·len(gold)) for a single gold string); yes/no golds match by the answer's first はい/いいえ/yes/no; "
-        "unanswerable questions are right iff the system abstained. "
-        "Baselines answer with their top chunk.",
-        "",
-        "## Main table",
-        "",
-        main_table(result),
-        "",
-        "![accuracy by type](accuracy_by_type.png)  ![latency](latency.png)",
-        "",
-        f"## By type ({legend})",
-        "",
-        _group_table(short_by_type, group_keys),
-        "",
-        f"## By card ({legend}; a question counts under each of its cards)",
-        "",
-        _group_table(short_by_card, group_keys),
-        "",
-        "## The 15 worst questions (project)",
-        "",
-        "| id | type | question | gold | answer | card rank | section rank | cause |",
-        "|---|---|---|---|---|---:|---:|---|",
-    ]
-    for r in result["worst"]:
-        answer = "(abstained)" if r.get("abstained") else (r.get("error") or r.get("answer") or "")
-        parts.append(
-            "| {id} | {type} | {q} | {gold} | {ans} | {cr} | {sr} | {cause} |".format(
-                id=r["id"], type=r["type"], q=_cell(r["question"], 60), gold=_cell(" / ".join(r["gold_answers"]), 50),
-                ans=_cell(answer, 80), cr=r.get("card_rank") or "-", sr=r.get("section_rank") or "-",
-                cause=r.get("cause", "?"),
-            )
-        )
-    if result.get("causes"):
-        parts += ["", "Failure causes over all wrong project answers: "
-                  + ", ".join(f"{c}: {n}" for c, n in result["causes"].items())]
-    if result.get("notes"):
-        parts += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
-    return "\n".join(parts) + "\n"
-
-
-def _cell(text: str, width: int) -> str:
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def write_charts(result: Mapping[str, Any], rows_of: Mapping[str, Sequence[Mapping[str, Any]]], out: Path) -> list[Path]:
-    """accuracy_by_type.png (grouped bars per system) and latency.png (histogram + box plot)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - matplotlib is a dependency
-        log.warning("matplotlib missing: no charts")
-        return []
-    import numpy as np
-
-    names = list(result["by_type"])
-    types = [t for t in TYPES if any(t in result["by_type"][n] for n in names)]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    width = 0.8 / max(1, len(names))
-    x = np.arange(len(types))
-    for i, n in enumerate(names):
-        vals = [result["by_type"][n].get(t, {}).get("answer_accuracy") or 0.0 for t in types]
-        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=n)
-    ax.set_xticks(x, types)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("answer accuracy")
-    ax.set_title("Answer accuracy by question type")
-    ax.legend()
-    fig.tight_layout()
-    acc_path = out / "accuracy_by_type.png"
-    fig.savefig(acc_path, dpi=110)
-    plt.close(fig)
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    series = {
-        n: [r["latency_ms"] for r in rows if r.get("latency_ms") is not None and not r.get("error")]
-        for n, rows in rows_of.items()
-    }
-    series = {n: v for n, v in series.items() if v}
-    positive = [v for vals in series.values() for v in vals if v > 0]
-    if positive:
-        bins = np.logspace(np.log10(min(positive)), np.log10(max(positive)) + 1e-9, 40)
-        for n, vals in series.items():
-            left.hist([v for v in vals if v > 0], bins=bins, alpha=0.55, label=n)
-        left.set_xscale("log")
-    left.set_xlabel("answer latency (ms, log)")
-    left.set_ylabel("questions")
-    left.set_title("Latency histogram")
-    if series:
-        left.legend()
-        right.boxplot(list(series.values()), tick_labels=list(series)) if _mpl_has_tick_labels() else right.boxplot(
-            list(series.values()), labels=list(series)
-        )
-        right.set_yscale("log")
-    right.set_ylabel("ms (log)")
-    right.set_title("Latency per system")
-    fig.tight_layout()
-    lat_path = out / "latency.png"
-    fig.savefig(lat_path, dpi=110)
-    plt.close(fig)
-    return [acc_path, lat_path]
-
-
-def _mpl_has_tick_labels() -> bool:
-    import matplotlib
-
-    major, minor = (int(x) for x in matplotlib.__version__.split(".")[:2])
-    return (major, minor) >= (3, 9)
 
 
 # ================================================================================================

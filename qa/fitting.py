@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.evaluation import GoldItem, answer_correct, load_gold
+from qa.eval_metrics import GoldItem, answer_correct, load_gold
 from qa.retrieval import DEFAULT_WEIGHTS, WEIGHTS_PATH
 
 # Candidate values per weight: wide enough to find the region, small enough to fit in minutes.
@@ -187,7 +187,7 @@ def ranker_examples(searcher: Any, gold_file: Path, corpus_dir: Path) -> list[An
     evidence (the retrieval benchmark's hit: the unit contains the evidence, or overlaps its lines)."""
     import numpy as np
 
-    from qa.evaluation import find_evidence, holds_evidence, read_corpus_text, squash
+    from qa.eval_metrics import find_evidence, holds_evidence, read_corpus_text, squash
     from qa.ranking import Example
 
     texts = {p.stem: read_corpus_text(p) for p in sorted(corpus_dir.iterdir()) if p.is_file()}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qa.baselines import FixedBM25, LangChainRecipe, corpus_files, fixed_pieces, line_range
-from qa.evaluation import citation_valid, read_corpus_text
+from qa.eval_metrics import citation_valid, read_corpus_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT / "corpora"

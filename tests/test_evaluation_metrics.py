@@ -9,17 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa.evaluation import (
+from qa.eval_metrics import (
     Span,
     abstention_accuracy,
-    add_eval_command,
     answer_correct,
     card_rank,
     citation_supports,
     citation_valid,
     contains_gold,
     dump_limit,
-    failure_cause,
     false_abstention_rate,
     find_evidence,
     hit_rate,
@@ -33,11 +31,9 @@ from qa.evaluation import (
     polarity,
     read_corpus_text,
     reciprocal_rank,
-    run_evaluation,
     section_rank,
-    summarize,
-    worst_questions,
 )
+from qa.evaluation import add_eval_command, failure_cause, run_evaluation, summarize, worst_questions
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "eval" / "gold.jsonl"
@@ -137,7 +133,7 @@ def test_yesno_needs_the_gold_polarity_alone() -> None:
 
 def test_cross_evidence_list_is_read(tmp_path: Path) -> None:
     """External cross questions carry one evidence string per card; loading them used to raise TypeError."""
-    from qa.evaluation import find_evidence, load_gold
+    from qa.eval_metrics import find_evidence, load_gold
 
     row = {"id": "x1", "question": "q", "type": "cross", "answers": ["a"], "cards": ["c1", "c2"],
            "evidence": ["foo bar", "baz"]}

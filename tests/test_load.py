@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from qa.evaluation import percentile
+from qa.eval_metrics import percentile
 
 from conftest import text_of
 
