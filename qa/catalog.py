@@ -128,6 +128,17 @@ class Catalog:
         return frozenset(normalize(w).lower() for words in self.answer_types.values() for w in words)
 
     @functools.cached_property
+    def label_homes(self) -> dict[str, list[str]]:
+        """Label key → the section words the catalog places that label in (fields of no block)."""
+        from qa.parsing.card import label_key
+
+        homes: dict[str, list[str]] = {}
+        for spec in self.fields:
+            if spec.section and not spec.record:
+                homes.setdefault(label_key(spec.label), []).append(spec.section)
+        return homes
+
+    @functools.cached_property
     def glossary_pattern(self) -> tuple[re.Pattern[str], dict[str, tuple[str, ...]]] | None:
         """One pattern for every English word of the glossary (longest first, whole words, a plural s or es
         allowed) and the report's words each one stands for."""

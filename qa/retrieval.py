@@ -116,7 +116,7 @@ class Query:
     risks: bool = False
     vector: np.ndarray | None = None
     only_kind: str | None = None  # search only the blocks of this kind (the change history)
-    question: str = ""  # the question's own words (the ranker's coverage features read them)
+    question: str = ""  # the question's words, and an English one's glossary words (the ranker's coverage reads them)
     answer_type: str = "span"
     record_numbers: tuple[int, ...] = ()
 

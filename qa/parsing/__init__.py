@@ -191,10 +191,7 @@ def _rehome_fields(card: Card) -> None:
     read first): 「法令上の根拠」 of 4. 個人番号の利用 under 3. 特定個人情報ファイル名. A field whose label the
     template places only in sections of another name, and whose section one or two places away has that name, moves
     there, the nearest first (its lines stay where they are; its new section's range widens to hold them)."""
-    homes: dict[str, list[str]] = {}
-    for spec in tpl.catalog().fields:
-        if spec.section and not spec.record:
-            homes.setdefault(label_key(spec.label), []).append(spec.section)
+    homes = tpl.catalog().label_homes
     for parent in card.walk():
         siblings = parent.children
         for i, section in enumerate(siblings):
