@@ -19,7 +19,10 @@
    for all, Japanese and English questions. Fusion weights are fitted on eval/gold.jsonl (the project's
    set) and reported on the external file, which is never used for fitting.
 3. Warm query latency p50/p95 of retrieval alone (question → ranked units), for the HybridSearcher and for the
-   plain fusion.
+   plain fusion; then the HybridSearcher with its question embedded on the bf16 path (the default where the
+   CPU has bf16 matmuls: the linear layers' weights held in bf16, qa.bf16) and by the fp32 variant (before),
+   the two timed alternately, question by question, so that the
+   machine's load falls on both alike.
 
 Written against the Index API (index.chunks and their .text/.search_text/.line/.end_line/.card), so it keeps
 working when chunks become units.
@@ -28,7 +31,6 @@ working when chunks become units.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -184,6 +186,27 @@ def evaluate_searcher(scorer: Scorer, searcher: Any, qs: list[Question]) -> tupl
     return {g: metrics([hits[i] for i in idx]) for g, idx in groups.items()}, times
 
 
+def alternate_latency(searchers: dict[str, Any], texts: list[str]) -> dict[str, list[float]]:
+    """Each question searched by every searcher in turn (the order swapped question by question), timed
+    from an empty query cache, so that a burst of load on the machine falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in searchers}
+    names = list(searchers)
+    for n, text in enumerate(texts):
+        for name in names if n % 2 == 0 else names[::-1]:
+            searcher = searchers[name]
+            searcher._query_cache.clear()
+            start = time.perf_counter()
+            searcher.search(text, k=K)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def precision_path(model: Any) -> str:
+    from qa.embeddings import bf16_matmuls, precision
+
+    return "bf16 matmuls" if precision(model) == "bf16" and bf16_matmuls() else "fp32 (no bf16 matmuls here)"
+
+
 # -- build timing ---------------------------------------------------------------------------------------------
 
 
@@ -264,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer(index)
         searcher = HybridSearcher(index)
         fused_only = HybridSearcher(index, segmenter=searcher.segmenter, ranker=None)
+        from qa.embeddings import default_cache_dir, load_embedder
+
+        exact = HybridSearcher(index, segmenter=searcher.segmenter,
+                               query_embedder=load_embedder("e5-fp32", cache_dir=default_cache_dir()))
         texts = {p.stem: read_corpus_text(p) for p in sorted(args.corpora.iterdir()) if p.is_file()}
         sets = {"eval/gold.jsonl (fitting set)": questions_of(args.gold, texts),
                 "external gold (held out)": questions_of(args.external, texts)}
@@ -290,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             hybrid, times = evaluate_searcher(scorer, searcher, qs)
             timings += times
             rows.append(("HybridSearcher + learned ranker (qa.retrieval, the default)", hybrid))
+            rows.append(("  the same, question embedded in fp32 (before)", evaluate_searcher(scorer, exact, qs)[0]))
             for row in table(rows):
                 say(row)
             say("")
@@ -304,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"Warm query latency, retrieval alone: HybridSearcher p50 {1000 * percentile(timings, 50):.1f} ms, "
             f"p95 {1000 * percentile(timings, 95):.1f} ms ({len(timings)} questions); weighted fusion p50 "
             f"{1000 * percentile(fusion_times, 50):.1f} ms, p95 {1000 * percentile(fusion_times, 95):.1f} ms.")
+        paired = alternate_latency({"default": searcher, "fp32 question": exact}, [q.text for q in sets[fit_name]])
+        say("Warm query latency, the two question precisions timed alternately: " + "; ".join(
+            f"{name} p50 {1000 * percentile(t, 50):.1f} ms, p95 {1000 * percentile(t, 95):.1f} ms"
+            for name, t in paired.items()) + f" ({len(sets[fit_name])} questions each; the default's path: "
+            f"{precision_path(index.embedder)}).")
         if args.keep and not args.reuse:
             shutil.copytree(tmp / "index", args.keep, dirs_exist_ok=True)
     finally:

@@ -203,6 +203,10 @@ def _load_local(folder: Path, name: str, trust_remote_code: bool, variant: str =
     model._qa_model_id = name
     model._qa_folder = folder
     model._qa_precision = variant
+    if variant == "bf16" and bf16_matmuls():
+        from qa.bf16 import bf16_linears
+
+        bf16_linears(model)
     return model
 
 
@@ -278,19 +282,23 @@ def precision(model: SentenceTransformer) -> str:
     return str(getattr(model, "_qa_precision", "bf16"))
 
 
-def _passage_autocast(model: SentenceTransformer) -> Any:
-    """bfloat16 matmuls where the CPU has them (AVX-512 BF16 / AMX), weights kept in fp32, for a model
-    loaded on the bf16 path: about 1.9x the throughput of fp32 on this box by itself, cosine to fp32 ≥ 0.99998
-    (benchmarks/embedding_speed.py). Disabled for the fp32 variant."""
+def _bf16_autocast(model: SentenceTransformer) -> Any:
+    """bfloat16 for the matmuls the linear layers leave (attention) where the CPU has them, for a model loaded
+    on the bf16 path; its linear layers already hold bf16 weights (qa.bf16). Disabled for the fp32 variant."""
     import torch
 
-    enabled = precision(model) == "bf16"
-    if enabled:
-        try:
-            enabled = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            enabled = False
+    enabled = precision(model) == "bf16" and bf16_matmuls()
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+def bf16_matmuls() -> bool:
+    """Whether this CPU runs bfloat16 matmuls natively (oneDNN's check); elsewhere bf16 would be emulated, slower."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def token_counts(model: SentenceTransformer, texts: Sequence[str]) -> list[int] | None:
@@ -336,7 +344,7 @@ def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size
         vectors = model.encode_document(texts, batch_size=batch_size, **kwargs)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
     out = np.empty((len(texts), dim), dtype=np.float32)
-    with _passage_autocast(model):
+    with _bf16_autocast(model):
         for rows in token_batches(model, texts, batch_size):
             batch = [texts[i] for i in rows]
             vectors = model.encode_document(batch, batch_size=len(batch), **kwargs)
@@ -345,7 +353,8 @@ def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size
 
 
 def encode_queries(model: SentenceTransformer, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    """Unit-length float32 vectors of questions (the "query: " prompt for e5)."""
+    """Unit-length float32 vectors of questions (the "query: " prompt for e5). On the bf16 path the linear
+    layers' bf16 weights do the work (qa.bf16): a question is too short for autocast's casts to pay."""
     dim = int(model.get_embedding_dimension())
     vectors = model.encode_query(
         list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False

@@ -29,6 +29,7 @@ from pydantic import ConfigDict
 
 from qa.catalog import catalog
 from qa.chunking import Chunk
+from qa.embeddings import bf16_matmuls, encode_queries, model_id, precision
 from qa.errors import CardNotFoundError
 from qa.index import Index
 from qa.parsing.card import label_key
@@ -125,11 +126,14 @@ _DEFAULT_RANKER = object()
 
 
 class HybridSearcher:
-    """`ranker`: the learned ranker of qa/data/ranker.json by default; None ranks by the fused score alone."""
+    """`ranker`: the learned ranker of qa/data/ranker.json by default; None ranks by the fused score alone.
+    `query_embedder`: the model a question is embedded with; None, the index's own (benchmarks/retrieval.py
+    times the fp32 variant beside it)."""
 
     def __init__(self, index: Index, segmenter: Segmenter | None = None, weights: dict[str, float] | None = None,
-                 ranker: Any = _DEFAULT_RANKER) -> None:
+                 ranker: Any = _DEFAULT_RANKER, query_embedder: Any = None) -> None:
         self.index = index
+        self.query_embedder = query_embedder or index.embedder
         self.segmenter = segmenter or Segmenter()
         self.weights = weights or load_weights()
         self.ranker: LinearRanker | None = LinearRanker.from_file() if ranker is _DEFAULT_RANKER else ranker
@@ -168,10 +172,7 @@ class HybridSearcher:
         return vector
 
     def _embed_query(self, text: str) -> np.ndarray:
-        model = self.index.embedder
-        encode = getattr(model, "encode_query", None) or model.encode
-        vector = encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vector, dtype=np.float32)[0]
+        return encode_queries(self.query_embedder, [text])[0]
 
     def field_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every name of every catalog field embedded as a query (a name is asked like a question), and the
@@ -192,8 +193,8 @@ class HybridSearcher:
             for name in dict.fromkeys((*spec.labels, *spec.ja, *spec.en)):
                 names.append(normalize(name))
                 owner.append(i)
-        model_name = str(getattr(self.index.manifest, "embedding_model", ""))
-        digest = hashlib.sha256(("\n".join(names) + "\0" + model_name).encode("utf-8")).hexdigest()[:16]
+        way = f"{model_id(self.query_embedder)}\0{precision(self.query_embedder)}\0{bf16_matmuls()}"
+        digest = hashlib.sha256(("\n".join(names) + "\0" + way).encode("utf-8")).hexdigest()[:16]
         path = default_cache_dir() / f"catalog-names-{digest}.npy"
         try:
             vectors = np.load(path, allow_pickle=False)
@@ -212,10 +213,7 @@ class HybridSearcher:
         return vectors, np.asarray(owner)
 
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
-        model = self.index.embedder
-        encode = getattr(model, "encode_query", None) or model.encode
-        vectors = encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False, batch_size=64)
-        return np.asarray(vectors, dtype=np.float32)
+        return encode_queries(self.query_embedder, texts, batch_size=64)
 
     def understand(self, text: str, cards: list[str] | None = None) -> tuple[Question, np.ndarray]:
         only = tuple(cid for c in cards for cid in self.resolve(c)) if cards else None
@@ -239,6 +237,12 @@ class HybridSearcher:
                 kinds[m.spec.record] = max(kinds.get(m.spec.record, 0.0), m.score)
         if q.record is not None:
             kinds[q.record.kind] = max(kinds.get(q.record.kind, 0.0), 1.0)
+            # How many blocks, or whether any: the form states it in the kind's count field (提供・移転の有無),
+            # and a scrambled layout may leave the blocks themselves miscounted.
+            spec = self.catalog.record(q.record.kind)
+            count = spec.count_field if spec is not None and q.answer_type in ("number", "yesno") else None
+            if count and label_key(count) not in labels:
+                labels[label_key(count)] = [(None, 1.0)]
         # The form's own words for what the question names, so BM25 meets the report's vocabulary; an English
         # question's words also in the reports' Japanese (the catalog's glossary), for BM25 and the ranker.
         extra = " ".join(m.spec.label for m in q.fields[:2] if m.spec.label not in q.norm)

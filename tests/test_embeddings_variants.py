@@ -14,6 +14,7 @@ import pytest
 from qa.e5model import e5_model_id
 from qa.embeddings import (
     EmbeddingCache,
+    bf16_matmuls,
     default_cache_dir,
     embed_cached,
     encode_passages,
@@ -81,6 +82,23 @@ def test_default_vectors_match_fp32_on_real_units(models, units: list[str]) -> N
                  "Who can I contact about Toyonaka's report?", "保管期間はどれくらいか"]
     q = (encode_queries(default, questions) * encode_queries(fp32, questions)).sum(1)
     assert q.min() >= 0.99
+
+
+def test_the_default_holds_bf16_weights_where_the_cpu_has_bf16_matmuls(models) -> None:  # type: ignore[no-untyped-def]
+    """The default's linear layers hold bf16 weights (qa.bf16), so a question is embedded without autocast's
+    per-call casts; its vectors then differ from fp32 in the last bits. The fp32 variant keeps nn.Linear."""
+    from torch import nn
+
+    from qa.bf16 import Bf16Linear
+
+    default, fp32 = models
+    kinds = {type(m) for m in default.modules()} & {nn.Linear, Bf16Linear}
+    assert kinds == ({Bf16Linear} if bf16_matmuls() else {nn.Linear})
+    assert Bf16Linear not in {type(m) for m in fp32.modules()}
+    questions = ["委託先の名称は何か", "How long is the data kept?"]
+    a, b = encode_queries(default, questions), encode_queries(fp32, questions)
+    assert (a * b).sum(1).min() >= 0.9999
+    assert np.array_equal(a, b) != bf16_matmuls()
 
 
 def test_batches_follow_token_counts(models, units: list[str]) -> None:  # type: ignore[no-untyped-def]

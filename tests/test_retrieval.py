@@ -70,3 +70,32 @@ def test_langchain_retriever_async(assistant) -> None:
 
     docs = asyncio.run(_ainvoke(QARetriever(searcher=assistant.searcher, k=2), "公表日"))
     assert len(docs) == 2
+
+
+def test_a_count_question_about_blocks_also_asks_for_the_kinds_count_field(assistant) -> None:
+    """How many 提供先 (or 委託事項): the form states it in the kind's count field (catalog `count_field`),
+    which a scrambled layout cannot miscount; the question's structure asks for it, and it ranks at the top."""
+    from qa.parsing.card import label_key
+
+    searcher = assistant.searcher
+    for text, card, count_label in [
+        ("熊谷市の子育て支援で特定個人情報の提供先は何件か", "001_", "提供・移転の有無"),
+        ("How many contractors does Kumagaya's childcare support report have?", "001_", "委託の有無"),
+    ]:
+        q, vector = searcher.understand(text)
+        assert q.answer_type == "number" and q.record is not None
+        assert label_key(count_label) in searcher.query_for(q, vector).labels
+        hits = searcher.search(text, k=3)
+        assert all(h.chunk.card.startswith(card) for h in hits)
+        assert any(h.chunk.label.startswith(count_label) for h in hits), [h.chunk.label for h in hits]
+    # a question that names the blocks without asking how many does not ask for the count field
+    q, vector = searcher.understand("熊谷市の子育て支援の提供先はどこか")
+    assert label_key("提供・移転の有無") not in searcher.query_for(q, vector).labels
+
+
+def test_a_word_inside_a_subject_does_not_scope_to_that_subjects_report(assistant) -> None:
+    """"High-cost medical expense" (高額療養費) is not the 子ども医療費 subject: no report is named, so all are
+    searched; the subject itself still scopes to Toyonaka's report."""
+    searcher = assistant.searcher
+    assert len(searcher.scope("Which office lost the high-cost medical expense applications?").cards) == 5
+    assert searcher.scope("Who is contracted in the child medical expense subsidy report?").cards == ("002_eeb43361c0371a47",)
