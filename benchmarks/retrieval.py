@@ -21,8 +21,7 @@
 3. Warm query latency p50/p95 of retrieval alone (question → ranked units), for the HybridSearcher and for the
    plain fusion; then the HybridSearcher with its question embedded on the bf16 path (the default where the
    CPU has bf16 matmuls: the linear layers' weights held in bf16, qa.bf16) and by the fp32 variant (before),
-   the two timed alternately, question by question, so that the
-   machine's load falls on both alike.
+   the two timed alternately, question by question, so that the machine's load falls on both alike.
 
 Written against the Index API (index.chunks and their .text/.search_text/.line/.end_line/.card), so it keeps
 working when chunks become units.

@@ -1,11 +1,12 @@
 """bfloat16 weights for a model's linear layers, kept once at load time.
 
-torch's autocast casts every fp32 weight to bf16 anew on each call and frees the copies at its end: for a
-batch of passages that cost vanishes in the matmuls, but a question's embedding is a few dozen tokens, and
-the 42 MB of casts (and their page faults) were as slow as the matmuls they saved: measured in a searcher's
-process, autocast p50 29–34 ms against fp32 28–41 ms, and these layers 23–25 ms. The residual stream,
-LayerNorm and pooling stay in fp32 (cosine to fp32 ≥ 0.99998), and so does every layer on a CPU without
-native bf16 matmuls, where bf16 would be emulated.
+torch's autocast casts every fp32 weight to bf16 anew on each call and frees the copies at its end. For a
+batch of passages that cost vanishes in the matmuls; a question is a few dozen tokens, and for it the 42 MB of
+casts weigh as much as the matmuls they save. Held in bf16 once, a question costs 23 % less CPU than in fp32
+(p50 37.5 vs 48.0 ms; benchmarks/notes/embedding-speed.md has the wall times, which gain only when the second
+core is busy or the host is quiet). The residual stream, LayerNorm and pooling stay in fp32 (cosine to fp32
+≥ 0.99998). `qa.embeddings` swaps the layers only where the CPU has native bf16 matmuls; elsewhere bf16 would
+be emulated, slower.
 """
 
 from __future__ import annotations

