@@ -9,8 +9,9 @@ nothing changed writes nothing. A build writes a new generation and only then re
 mid-build leaves the previous index usable; the next build removes the `.tmp-gen-*` folder it left. Builds
 of one folder take turns (an flock on `.build.lock`). A loaded Index holds a shared flock on
 `.readers-gen-…` for as long as it lives (it reads tokens.jsonl on first use); a build removes superseded
-generations only when no reader holds them, and leaves held ones to a later build. Nothing is pickled: JSON, .npy (allow_pickle=False),
-FAISS. Corpus files that are links leading out of the corpus folder are refused (skipped by name).
+generations only when no reader holds them, and leaves held ones to a later build (qa.generations: the pointer,
+the locks, the layout). Nothing is pickled: JSON, .npy (allow_pickle=False), FAISS. Corpus files that are links
+leading out of the corpus folder are refused (skipped by name).
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,25 @@ from qa.chunking import CHUNKER_VERSION, Chunk, chunk_card
 from qa.errors import (
     CorpusFileError,
     CorruptIndexError,
-    IndexBusyError,
     IndexNotFoundError,
     QAError,
     StaleIndexError,
     WriteError,
     os_reason,
+)
+from qa.generations import (
+    BuildLock,
+    current_generation,
+    fsync_tree,
+    hold_live_generation,
+    new_generation_name,
+    read_jsonl,
+    read_tokens,
+    reader_lock_path,
+    remove_leftovers,
+    remove_superseded,
+    verify_files,
+    write_jsonl,
 )
 from qa.parsing import CORPUS_SUFFIXES, Card, parse_card
 from qa.parsing.card import card_from_dict
@@ -160,7 +173,7 @@ class Index:
     def tokens(self) -> list[list[str]]:
         """The BM25 tokens of each chunk (read from disk the first time when the index was loaded)."""
         if self._tokens is None:
-            self._tokens = _read_tokens(self.folder, len(self.chunks))
+            self._tokens = read_tokens(self.folder, len(self.chunks))
         return self._tokens
 
     @tokens.setter
@@ -203,198 +216,6 @@ def stale_reasons(manifest: Manifest, corpus_dir: Path) -> list[str]:
     return reasons
 
 
-# -- reading and writing generations --------------------------------------------------------------------
-
-
-def _read_pointer(index_dir: Path) -> str:
-    """The generation name CURRENT holds now."""
-    pointer = index_dir / "CURRENT"
-    try:
-        return pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise IndexNotFoundError(index_dir) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptIndexError(index_dir, f"CURRENT unreadable: {exc}") from exc
-
-
-def _current_generation(index_dir: Path) -> Path:
-    """The live generation folder. A name that vanished while CURRENT moved on (a build published a newer
-    one and removed the old) is read again, not reported as damage."""
-    name = _read_pointer(index_dir)
-    for _ in range(3):
-        folder = index_dir / name
-        if name and "/" not in name and folder.is_dir():
-            return folder
-        again = _read_pointer(index_dir)
-        if again == name:
-            break
-        name = again
-    raise CorruptIndexError(index_dir, f"CURRENT names {name!r}, which is not a generation folder")
-
-
-def _reader_lock_path(folder: Path) -> Path:
-    """The lock file beside a generation (not inside it: the manifest lists every file of a generation)."""
-    return folder.parent / f".readers-{folder.name}"
-
-
-class _ReaderLock:
-    """A shared flock on a generation's reader lock file, held while the generation is in use.
-
-    A build removes a superseded generation only when it can take that lock exclusively, so a reader
-    that has read CURRENT never loses the files under it, neither while loading nor later (an Index reads
-    tokens.jsonl when first needed). `folder` is None after `acquire` when the generation vanished before
-    the lock was taken (the caller reads CURRENT again). Released by `release`, or when garbage-collected.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder: Path | None = folder
-        self._fd: int | None = None
-
-    def acquire(self) -> _ReaderLock:
-        folder = self.folder
-        assert folder is not None
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no lock
-            return self
-        try:
-            self._fd = os.open(_reader_lock_path(folder), os.O_RDONLY)
-        except FileNotFoundError:
-            # A generation from before reader locks, or one removed a moment ago.
-            if not folder.is_dir():
-                self.folder = None
-            return self
-        except OSError:  # an index folder this user may not write or lock: read without a lock
-            return self
-        fcntl.flock(self._fd, fcntl.LOCK_SH)
-        if not folder.is_dir():  # removed between reading CURRENT and taking the lock
-            self.release()
-            self.folder = None
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
-
-    def __del__(self) -> None:
-        self.release()
-
-
-def _hold_live_generation(index_dir: Path) -> _ReaderLock:
-    """The live generation with a reader lock taken on it; one superseded in between is skipped."""
-    for _ in range(3):
-        lock = _ReaderLock(_current_generation(index_dir)).acquire()
-        if lock.folder is not None:
-            return lock
-    raise IndexBusyError(index_dir)
-
-
-@contextmanager
-def reading_generation(index_dir: Path) -> Iterator[Path]:
-    """The live generation, held against removal by builds for the length of the `with` block."""
-    lock = _hold_live_generation(index_dir)
-    try:
-        assert lock.folder is not None
-        yield lock.folder
-    finally:
-        lock.release()
-
-
-def _remove_superseded(index_dir: Path, live: Path) -> list[str]:
-    """Remove generations other than `live` that no reader holds; a held one is left for the next build."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        fcntl = None  # type: ignore[assignment]
-    removed = []
-    for old in sorted(index_dir.glob("gen-*")):
-        if old == live or not old.is_dir():
-            continue
-        lock_path = _reader_lock_path(old)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    log.info("%s is being read; kept until a later build", old.name)
-                    continue
-            shutil.rmtree(old, ignore_errors=True)
-            lock_path.unlink(missing_ok=True)
-            removed.append(old.name)
-        finally:
-            os.close(fd)
-    for orphan in index_dir.glob(".readers-gen-*"):  # lock files whose generation is gone
-        if not (index_dir / orphan.name[len(".readers-"):]).is_dir():
-            orphan.unlink(missing_ok=True)
-    return removed
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _write_jsonl(path: Path, rows: Iterable[Any]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _read_tokens(folder: Path, expected: int) -> list[list[str]]:
-    """tokens.jsonl of a generation, each distinct token stored once (the same words recur millions of times)."""
-    pool: dict[str, str] = {}
-    intern = pool.setdefault
-    try:
-        rows = [[intern(t, t) for t in row] for row in _read_jsonl(folder / "tokens.jsonl")]
-    except (OSError, ValueError, TypeError) as exc:
-        raise CorruptIndexError(folder.parent, f"tokens.jsonl unreadable: {type(exc).__name__}: {exc}") from exc
-    if len(rows) != expected:
-        raise CorruptIndexError(folder.parent, f"tokens.jsonl has {len(rows)} rows for {expected} chunks")
-    return rows
-
-
-# The only files a generation may hold; anything else (a model folder, a .py file) is refused unread.
-GENERATION_FILES = frozenset({"manifest.json", "cards.jsonl", "chunks.jsonl", "tokens.jsonl", "embeddings.npy",
-                              "dense.faiss"})
-GENERATION_SUBFOLDERS = {"bm25": (".json", ".npy")}
-
-
-def _allowed_file(rel: str) -> bool:
-    parts = rel.split("/")
-    if len(parts) == 1:
-        return rel in GENERATION_FILES
-    suffixes = GENERATION_SUBFOLDERS.get(parts[0])
-    return len(parts) == 2 and suffixes is not None and parts[1].endswith(suffixes)
-
-
-def _verify_files(folder: Path, manifest: Manifest) -> None:
-    """Every file of the generation is listed in the manifest, belongs to the layout, and has the listed
-    size and sha256; every listed file is there."""
-    for path in sorted(folder.rglob("*")):
-        if path.is_dir() and not path.is_symlink():
-            continue
-        rel = path.relative_to(folder).as_posix()
-        if rel == "manifest.json":
-            continue
-        if rel not in manifest.files or not _allowed_file(rel):
-            why = "not listed in the manifest" if rel not in manifest.files else "outside the layout"
-            raise CorruptIndexError(folder.parent, f"{rel} is not part of an index ({why}); refusing to load it")
-    for rel, meta in manifest.files.items():
-        if not _allowed_file(rel):
-            raise CorruptIndexError(
-                folder.parent, f"the manifest lists {rel}, which is not part of an index; refusing to load it"
-            )
-        path = folder / rel
-        if not path.is_file():
-            raise CorruptIndexError(folder.parent, f"{rel} is missing")
-        if path.stat().st_size != meta["bytes"]:
-            raise CorruptIndexError(folder.parent, f"{rel} is {path.stat().st_size} bytes, expected {meta['bytes']}")
-        if meta.get("sha256") and file_sha256(path) != meta["sha256"]:
-            raise CorruptIndexError(folder.parent, f"{rel} does not match its checksum")
-
-
 def load_index(
     index_dir: Path,
     embedding_model: str | None = None,
@@ -409,7 +230,7 @@ def load_index(
     The generation is held (a shared reader lock) for as long as the Index lives, so a build publishing
     meanwhile cannot remove it; a generation superseded before the lock was taken is skipped for the newer one.
     """
-    lock = _hold_live_generation(index_dir)
+    lock = hold_live_generation(index_dir)
     assert lock.folder is not None
     try:
         index = _load_generation(index_dir, lock.folder, embedding_model, model_cache, trust_remote_code)
@@ -432,7 +253,7 @@ def _load_generation(
         raise CorruptIndexError(index_dir, f"manifest.json unreadable: {exc}") from exc
     if manifest.format_version != FORMAT_VERSION:
         raise StaleIndexError(index_dir, f"index format {manifest.format_version}, this version reads {FORMAT_VERSION}")
-    _verify_files(folder, manifest)
+    verify_files(folder, manifest.files)
     from qa.embeddings import model_digest, model_id, spec_model_id
 
     if spec_model_id(embedding_model) != manifest.embedding_model:  # before loading a model for nothing
@@ -448,8 +269,8 @@ def _load_generation(
     if manifest.embedding_digest and model_digest(embedder) != manifest.embedding_digest:
         raise StaleIndexError(index_dir, f"the files of the embedding model {manifest.embedding_model!r} changed")
     try:
-        cards = [card_from_dict(d) for d in _read_jsonl(folder / "cards.jsonl")]
-        chunks = [Chunk.from_dict(d) for d in _read_jsonl(folder / "chunks.jsonl")]
+        cards = [card_from_dict(d) for d in read_jsonl(folder / "cards.jsonl")]
+        chunks = [Chunk.from_dict(d) for d in read_jsonl(folder / "chunks.jsonl")]
         embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
         dense = faiss.read_index(str(folder / "dense.faiss"))
         bm25 = bm25s.BM25.load(str(folder / "bm25"), allow_pickle=False)
@@ -501,55 +322,6 @@ def _try_previous(index_dir: Path, spec: str | None, model_cache: Path | None, t
         return None
 
 
-class _BuildLock:
-    """An exclusive lock on the index folder for the length of a build (flock: released if the process dies).
-
-    A second build of the same folder (the app building at start-up while `qa index` runs) waits for the
-    first, then reuses what it built.
-    """
-
-    def __init__(self, index_dir: Path) -> None:
-        self.path = index_dir / ".build.lock"
-        self._file: Any = None
-
-    def __enter__(self) -> _BuildLock:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no lock
-            return self
-        self._file = self.path.open("a")
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("another build of %s is running; waiting for it to finish", self.path.parent)
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()  # closing releases the flock
-
-
-def _remove_leftovers(index_dir: Path) -> list[str]:
-    """Remove what a build killed halfway left behind: `.tmp-*` folders and a `.CURRENT.tmp` pointer.
-
-    Only called while holding the build lock, so no other build is writing them. Generation folders other
-    than the one CURRENT names are removed after each successful build, once no reader holds them.
-    """
-    removed = []
-    for path in index_dir.glob(".tmp-*"):
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        removed.append(path.name)
-    (index_dir / ".CURRENT.tmp").unlink(missing_ok=True)
-    for path in (index_dir / "_models").glob(".*"):  # a model being saved into the default cache
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(f"_models/{path.name}")
-    if removed:
-        log.warning("removed %s left by an interrupted build", ", ".join(sorted(removed)))
-    return removed
-
-
 def build_index(
     corpus_dir: Path,
     index_dir: Path,
@@ -578,10 +350,10 @@ def build_index(
         embedding_cache = model_cache / "embeddings"
     opts = _Options(embedding_model, full, root, model_cache, embedding_cache or None, progress, batch_size,
                     trust_remote_code)
-    with _BuildLock(index_dir):
+    with BuildLock(index_dir):
         # After an interrupted build, publish afresh (that also clears what it left); otherwise a build with
         # nothing to do returns before writing anything.
-        interrupted = _remove_leftovers(index_dir)
+        interrupted = remove_leftovers(index_dir)
         if not full and not interrupted and (unchanged := _unchanged(corpus_dir, index_dir, opts)) is not None:
             return unchanged
         return _build(corpus_dir, index_dir, opts)
@@ -606,13 +378,13 @@ def _unchanged(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport
 
     started = time.perf_counter()
     try:
-        folder = _current_generation(index_dir)
+        folder = current_generation(index_dir)
         manifest = Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
         if manifest.format_version != FORMAT_VERSION or manifest.embedding_model != spec_model_id(opts.embedding_model):
             return None
         if spec_digest(opts.embedding_model, opts.model_cache) != manifest.embedding_digest:
             return None  # the model's files changed (or cannot be told without loading it)
-        _verify_files(folder, manifest)
+        verify_files(folder, manifest.files)
         if stale_reasons(manifest, corpus_dir):
             return None
     except (QAError, OSError, ValueError, TypeError, KeyError):
@@ -791,7 +563,7 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
     clock = time.perf_counter()
 
     report("writing", 1, 1)
-    gen = _new_generation_name(index_dir)
+    gen = new_generation_name(index_dir)
     tmp = index_dir / f".tmp-{gen.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -799,9 +571,9 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
         if copy is not None and copy.write(tmp, order, cards, chunks_of, tokens_of):
             pass  # reused cards' lines copied, the others serialised
         else:
-            _write_jsonl(tmp / "cards.jsonl", (c.to_dict() for c in cards))
-            _write_jsonl(tmp / "chunks.jsonl", (c.to_dict() for c in all_chunks))
-            _write_jsonl(tmp / "tokens.jsonl", all_tokens)
+            write_jsonl(tmp / "cards.jsonl", (c.to_dict() for c in cards))
+            write_jsonl(tmp / "chunks.jsonl", (c.to_dict() for c in all_chunks))
+            write_jsonl(tmp / "tokens.jsonl", all_tokens)
         np.save(tmp / "embeddings.npy", embeddings, allow_pickle=False)
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         bm25.save(str(tmp / "bm25"), allow_pickle=False)
@@ -826,9 +598,9 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
                 rel = path.relative_to(tmp).as_posix()
                 manifest.files[rel] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
         (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         tmp.rename(gen)
-        _reader_lock_path(gen).touch()  # readers take it while they load this generation
+        reader_lock_path(gen).touch()  # readers take it while they load this generation
         pointer = index_dir / ".CURRENT.tmp"
         pointer.write_text(gen.name, encoding="utf-8")
         with pointer.open("rb") as f:
@@ -842,7 +614,7 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
                 index_dir, os_reason(exc), "free some disk space and run `qa index` again (the previous index is unchanged)"
             ) from exc
         raise
-    _remove_superseded(index_dir, gen)
+    remove_superseded(index_dir, gen)
     size_on_disk = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
     return BuildReport(
         index_dir=index_dir,
@@ -946,23 +718,6 @@ def _is_write_failure(exc: BaseException) -> bool:
     return False
 
 
-def _new_generation_name(index_dir: Path) -> Path:
-    """A generation folder name not taken yet (two builds within one second of one process are common)."""
-    stem = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    gen, n = index_dir / stem, 1
-    while gen.exists() or (index_dir / f".tmp-{gen.name}").exists():
-        n += 1
-        gen = index_dir / f"{stem}-{n}"
-    return gen
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-
-
 # -- nothing to do --------------------------------------------------------------------------------------
 
 
@@ -983,11 +738,11 @@ def unchanged_report(index_dir: Path, corpus_dir: Path, embedding_model: str | N
     if embedding_model is not None:
         return None
     try:
-        folder = _current_generation(index_dir)
+        folder = current_generation(index_dir)
         manifest = Manifest.from_json((folder / "manifest.json").read_text(encoding="utf-8"))
         if manifest.format_version != FORMAT_VERSION or not (folder / "model" / "modules.json").is_file():
             return None
-        _verify_files(folder, manifest)
+        verify_files(folder, manifest.files)
         if Index.stale_reasons(_ManifestOnly(manifest), corpus_dir):  # type: ignore[arg-type]
             return None
     except (QAError, OSError, ValueError, TypeError, KeyError):

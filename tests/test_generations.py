@@ -148,14 +148,12 @@ def test_a_loaded_index_keeps_its_generation_until_it_is_released(corpus_copy: P
 
 def test_a_generation_being_read_is_not_removed_by_the_next_build(corpus_copy: Path) -> None:
     """A reader holding a generation keeps its files; the build after it is released removes it."""
-    import qa.index as index_module
+    from qa.generations import reading_generation
 
     index_dir = corpus_copy / "index"
     build_index(corpus_copy / "corpora", index_dir, root=corpus_copy)
     first = _generation_name(index_dir)
-    if not hasattr(index_module, "reading_generation"):
-        pytest.fail("qa.index has no reading_generation: readers cannot hold a generation")
-    with index_module.reading_generation(index_dir) as folder:
+    with reading_generation(index_dir) as folder:
         assert folder.name == first
         for n in range(2):
             (corpus_copy / "corpora" / f"{KUMAGAYA}.txt").open("a", encoding="utf-8").write(f"\n追記{n}\n")
