@@ -54,7 +54,7 @@ def reader_lock_path(folder: Path) -> Path:
     return folder.parent / f".readers-{folder.name}"
 
 
-class _ReaderLock:
+class ReaderLock:
     """A shared flock on a generation's reader lock file, held while the generation is in use.
 
     A build removes a superseded generation only when it can take that lock exclusively, so a reader
@@ -67,7 +67,7 @@ class _ReaderLock:
         self.folder: Path | None = folder
         self._fd: int | None = None
 
-    def acquire(self) -> _ReaderLock:
+    def acquire(self) -> ReaderLock:
         folder = self.folder
         assert folder is not None
         try:
@@ -98,10 +98,10 @@ class _ReaderLock:
         self.release()
 
 
-def hold_live_generation(index_dir: Path) -> _ReaderLock:
+def hold_live_generation(index_dir: Path) -> ReaderLock:
     """The live generation with a reader lock taken on it; one superseded in between is skipped."""
     for _ in range(3):
-        lock = _ReaderLock(current_generation(index_dir)).acquire()
+        lock = ReaderLock(current_generation(index_dir)).acquire()
         if lock.folder is not None:
             return lock
     raise IndexBusyError(index_dir)
