@@ -20,7 +20,7 @@ from qa.parsing.template import CHANGE_KIND
 from qa.reading import SourceText
 
 # The version of the units as parsed and chunked: a change to either makes every index stale.
-CHUNKER_VERSION = "8-rehomed-fields"
+CHUNKER_VERSION = "9-item-groups-in-layout-text"
 MAX_CHARS = 360
 OVERLAP_SENTENCES = 1
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")

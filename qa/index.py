@@ -406,6 +406,10 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
     started = time.perf_counter()
     embedding_model, root, model_cache, progress = opts.embedding_model, opts.root, opts.model_cache, opts.progress
     previous = None if opts.full else _try_previous(index_dir, embedding_model, model_cache, opts.trust_remote_code)
+    # Its model is reused either way; its cards only when they were parsed, chunked and segmented as they
+    # would be now (a new chunker or Sudachi dictionary reads every report again).
+    reuse_cards = previous is not None and previous.manifest.chunker_version == CHUNKER_VERSION \
+        and previous.manifest.sudachi_dictionary == dictionary_version()
     files = corpus_files(corpus_dir)
     report = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = defaultdict(float)
@@ -427,7 +431,7 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
             previous_rows[c.card].append(i)
         previous_line = {cid: i for i, cid in enumerate(previous.card_ids)}
     # Reused cards are written by copying their lines from the previous generation's files.
-    copy = _LineCopier(previous) if previous is not None else None
+    copy = _LineCopier(previous) if previous is not None and reuse_cards else None
 
     cards: list[Card] = []
     chunks_of: dict[str, list[Chunk]] = {}
@@ -469,7 +473,7 @@ def _build(corpus_dir: Path, index_dir: Path, opts: _Options) -> BuildReport:
         if digest in seen_hashes:
             skip(path, f"{path.name}: same content as {seen_hashes[digest]}; skipped as a duplicate", digest)
             continue
-        if previous is not None and old is not None and old.sha256 == digest and cid in previous.cards:
+        if reuse_cards and previous is not None and old is not None and old.sha256 == digest and cid in previous.cards:
             rows = previous_rows.get(cid, [])
             cards.append(previous.cards[cid])
             chunks_of[cid] = [previous.chunks[i] for i in rows]

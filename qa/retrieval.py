@@ -241,7 +241,8 @@ class HybridSearcher:
             # and a scrambled layout may leave the blocks themselves miscounted.
             spec = self.catalog.record(q.record.kind)
             count = spec.count_field if spec is not None and q.answer_type in ("number", "yesno") else None
-            if count and label_key(count) not in labels:
+            if count:
+                # A weak match of the same field (a few shared words) must not cap it.
                 labels[label_key(count)] = [(None, 1.0)]
         # The form's own words for what the question names, so BM25 meets the report's vocabulary; an English
         # question's words also in the reports' Japanese (the catalog's glossary), for BM25 and the ranker.

@@ -117,3 +117,14 @@ def test_two_fields_of_one_block_asked_together_are_both_read(assistant) -> None
     assert "141の項" in text and "学資の貸与" in text
     assert len(a.citations) == 2
     _verbatim(a)
+
+
+def test_record_item_groups_of_the_layout_text_report(assistant) -> None:
+    """004's (別添1) was one run-on field: 「この評価書には記録項目の記載がありません」 though all eight groups are printed."""
+    a = assistant.ask("川崎市の生活保護のファイルに記録される項目は、どういうまとまりに分けられていますか")
+    assert not a.abstained, a.answer
+    text = _text(a)
+    for group in ("決定関連情報", "医療扶助関連情報", "返還金関連情報", "口座登録・連携ファイル関連情報"):
+        assert group in text
+    assert all(c.card.startswith("004") for c in a.citations)
+    _verbatim(a)

@@ -30,15 +30,17 @@ def bm25(files) -> FixedBM25:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def embedder(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def embedder():  # type: ignore[no-untyped-def]
     from qa.embeddings import load_embedder
 
-    return load_embedder(None, cache_dir=tmp_path_factory.mktemp("models"))
+    return load_embedder(None)  # the default model, converted by `make setup` into the user's cache
 
 
 @pytest.fixture(scope="module")
 def recipe(files, embedder) -> LangChainRecipe:  # type: ignore[no-untyped-def]
-    return LangChainRecipe(CORPORA, embedder, ROOT, files=files)
+    # The two shortest reports (140 of the corpus's 956 KB): every piece is embedded afresh, without the
+    # index's embedding cache, and the whole corpus took two minutes of the suite.
+    return LangChainRecipe(CORPORA, embedder, ROOT, files=[f for f in files if f.card.startswith(("001", "002"))])
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,7 @@ def test_bm25_finds_the_right_report(bm25: FixedBM25) -> None:
 
 
 def test_recipe_hits_are_verbatim_at_their_lines(recipe: LangChainRecipe, file_lines) -> None:  # type: ignore[no-untyped-def]
-    assert len(recipe) > 500
+    assert len(recipe) > 150
     for q in QUESTIONS:
         hits = recipe.search(q, k=5)
         _assert_hits_are_real(hits, file_lines)

@@ -56,7 +56,7 @@ def _generation_name(index_dir: Path) -> str:
 
 @pytest.mark.slow
 def test_readers_loading_while_qa_index_rebuilds_never_fail(corpus_copy: Path) -> None:
-    """5 readers load + ask for 40 s (longer, until one has loaded a second generation) while another process
+    """5 readers load + ask for 30 s (longer, until one has loaded a second generation) while another process
     rebuilds in a loop: no ask fails.
 
     Before: 8 of 23 loads failed with "CURRENT names 'gen-…', which is not a generation folder" or
@@ -68,7 +68,7 @@ def test_readers_loading_while_qa_index_rebuilds_never_fail(corpus_copy: Path) -
     build_index(corpus_copy / "corpora", index_dir, root=corpus_copy)
     settings = Settings.load(root=corpus_copy)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    seconds = 40.0
+    seconds = 30.0
     builder = subprocess.Popen(
         [sys.executable, "-c", _BUILDER, str(corpus_copy), str(seconds)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

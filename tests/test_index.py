@@ -11,6 +11,8 @@ import pytest
 from qa.errors import CorruptIndexError, IndexNotFoundError, StaleIndexError
 from qa.index import build_index, load_index
 
+from conftest import CORPORA, ROOT
+
 
 def _copy_index(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
@@ -31,6 +33,24 @@ def test_incremental_rebuild_reembeds_only_the_changed_card(corpus_copy: Path, i
     assert len(second.reused) == 4
     assert load_index(folder).stale_reasons(corpus_copy / "corpora") == []
     assert len(list(folder.glob("gen-*"))) == 1  # the old generation is gone
+
+
+def test_a_new_chunker_reads_every_report_again(index_dir: Path, tmp_path: Path) -> None:
+    """An index built by another parser or chunker version is not stale to load, but its cards are not reused:
+    the same file parsed by new code may give other units."""
+    from qa.chunking import CHUNKER_VERSION
+
+    folder = _copy_index(index_dir, tmp_path / "idx")
+    gen = folder / (folder / "CURRENT").read_text().strip()
+    manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+    manifest["chunker_version"] = "0-older"
+    (gen / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    report = build_index(CORPORA, folder, root=ROOT)
+    assert not report.unchanged and report.reused == []
+    assert sorted(report.reembedded) == sorted(manifest["cards"])
+    rebuilt = load_index(folder)
+    assert rebuilt.manifest.chunker_version == CHUNKER_VERSION
+    assert rebuilt.stale_reasons(CORPORA) == []
 
 
 def test_missing_index_says_what_to_run(tmp_path: Path) -> None:

@@ -37,6 +37,8 @@ _VALUE_KINDS = (
     (re.compile(r"事務(であって主務省令で定めるもの)?\)?$"), lambda key: key.endswith("における用途")),
 )
 _NO_TEXT = re.compile(r"^[\s\[\]()○]*$")
+# (別添1) 記録項目: "【決定関連情報】氏名、生年月日、…" opens a group whose items run on over the next lines.
+_ITEM_GROUP = re.compile(r"^【([^】]{1,40})】\s*(.*)$")
 _SECTION_WORDS = ("特定個人情報", "評価", "監査", "従業者", "基礎項目", "国民・住民", "第三者", "個人番号", "情報")
 
 
@@ -202,6 +204,9 @@ class LayoutBuilder:
             self.last_text_line = lineno
 
     def feed_body(self, raw: str, text: str, lineno: int) -> None:
+        if self.feed_items(text, lineno):
+            self.touch(lineno)
+            return
         m = _NUMBERED.match(text)
         if m and raw[:1].isspace() and any(w in m.group(2) for w in _SECTION_WORDS):
             self.open_section(f"{m.group(1)}. {tpl.clean_title(m.group(2))}", lineno)
@@ -258,6 +263,22 @@ class LayoutBuilder:
                 self.unlabelled.add(id(self.field))
         self.touch(lineno)
 
+    def feed_items(self, text: str, lineno: int) -> bool:
+        """(別添1) 記録項目: a 【group】 line opens a group, its items read as one field until a blank line
+        (split into items once the file is read). True when `text` was taken."""
+        assert self.part is not None
+        group = _ITEM_GROUP.match(text) if "記録項目" in self.part.title else None
+        if group is None:
+            if self.record is not None and self.record.kind == "記録項目" and self.blank_since_field:
+                self.record = None  # what follows the list is the scrambled text of other parts
+                self.field = None
+            return False
+        name = group.group(1).strip()
+        self.record = Record(kind="記録項目", number=None, name=name, path=[*self.part.path, name], line=lineno, end_line=lineno)
+        self.part.records.append(self.record)
+        self.add_field("項目", group.group(2), lineno)
+        return True
+
     def block_header(self, text: str) -> tuple[str, int, str | None] | None:
         m = _HEADER_FIRST.match(text)
         if m and not (m.group(3) or "").startswith(("における", "に", "の")):
@@ -299,6 +320,32 @@ class LayoutBuilder:
         self.record.end_line = lineno
         if self.part is not None:
             self.part.end_line = lineno
+
+
+def _split_item_lists(card: Card, lines: list[str]) -> None:
+    """A 記録項目 group read as one run-on field → one field per item, each with the lines it spans (an item
+    may wrap mid-word: "保" / "護開始日")."""
+    for record in card.records("記録項目"):
+        if len(record.fields) != 1:
+            continue
+        run = record.fields[0]
+        text, line_at = "", []  # the joined text, and the line of each of its characters
+        for n in range(run.line, run.end_line + 1):
+            piece = lines[n - 1].strip()
+            if n == run.line:
+                piece = piece[piece.find("】") + 1 :].strip()
+            text += piece
+            line_at += [n] * len(piece)
+        items: list[Field] = []
+        pos = 0
+        for item in tpl.split_items(text):
+            at = text.find(item, pos)
+            if at < 0:
+                break  # the joined text does not hold the item as split: keep the run as it is
+            items.append(Field(label="項目", value=item, line=line_at[at], end_line=line_at[at + len(item) - 1]))
+            pos = at + len(item)
+        else:
+            record.fields = items
 
 
 def _rehome_records(card: Card) -> None:
@@ -422,6 +469,7 @@ def _cover(section: Section) -> tuple[int, int]:
 def parse_layout_text(card: Card, source: SourceText) -> Card:
     builder = LayoutBuilder(card)
     builder.feed(source.norm_lines)
+    _split_item_lists(card, source.norm_lines)
     _rehome_records(card)
     _pass_on_duplicates(card, builder.unlabelled)
     _place_detached_values(card, builder.unlabelled)

@@ -22,7 +22,6 @@ _DASHES = re.compile(r"^-+$")
 _NESTED = re.compile(r"^<(input|table|tbody|tr|td)\b", re.I)
 # 全項目評価書: "(1) 住民基本台帳ファイルを取り扱う事務の内容" opens (別添1) 事務の内容, whose heading is missing.
 _WORK_CONTENT = re.compile(r"^\(\d{1,2}\)\s*\S{1,40}を取り扱う事務の内容$")
-_ITEM_SEPARATORS = ",、・"
 _MD_BULLET = re.compile(r"^[-*+]\s+(?=\S)")
 # The option list of a choice, repeated outside its cell: "| <選択肢> |", "| 1) 10人未満 | 2) 10人以上50人未満 |".
 _OPTION_CELL = re.compile(r"^(<選択肢>|\d{1,2}\)\s*\S.*)$")
@@ -311,7 +310,7 @@ class Builder:
             container.records.append(self.record)
         bullet = text.startswith("・")
         item = strip_html(text.lstrip("・").strip())
-        for one in [item] if bullet else _split_items(item):
+        for one in [item] if bullet else tpl.split_items(item):
             self.record.fields.append(Field(label="項目", value=one, line=row.line, end_line=row.line))
 
     def feed_field(self, row: Row, filled: list[str]) -> None:
@@ -415,30 +414,6 @@ def _move_under(section: Section, parent_path: list[str]) -> None:
         record.path = [*section.path, record.path[-1]]
     for child in section.children:
         _move_under(child, section.path)
-
-
-def _split_items(text: str) -> list[str]:
-    """A run-in list of record items ("1.個人番号,2.宛名番号", "資格状態・申請日・…") as single items.
-
-    Separators inside parentheses belong to the item ("署名データ(署名検証年月日、署名検証結果)").
-    """
-    items: list[str] = []
-    depth = 0
-    current = ""
-    for ch in text:
-        if ch in "(（[【「":
-            depth += 1
-        elif ch in ")）]】」":
-            depth = max(0, depth - 1)
-        if ch in _ITEM_SEPARATORS and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += ch
-    items.append(current)
-    items = [re.sub(r"^\d{1,3}\.\s*", "", i.strip()).strip() for i in items]
-    items = [i for i in items if i]
-    return items if len(items) > 1 else ([text] if text else [])
 
 
 def _is_item_group(first: str, part: Section | None) -> bool:

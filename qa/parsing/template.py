@@ -109,3 +109,30 @@ def municipality_of(declaration: str) -> str | None:
 def date_in(text: str) -> str | None:
     m = DATE.search(text)
     return m.group(0).replace(" ", "") if m else None
+
+
+ITEM_SEPARATORS = ",、・"
+
+
+def split_items(text: str) -> list[str]:
+    """A run-in list of record items ("1.個人番号,2.宛名番号", "資格状態・申請日・…") as single items.
+
+    Separators inside parentheses belong to the item ("署名データ(署名検証年月日、署名検証結果)").
+    """
+    items: list[str] = []
+    depth = 0
+    current = ""
+    for ch in text:
+        if ch in "(（[【「":
+            depth += 1
+        elif ch in ")）]】」":
+            depth = max(0, depth - 1)
+        if ch in ITEM_SEPARATORS and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    items = [re.sub(r"^\d{1,3}\.\s*", "", i.strip()).strip() for i in items]
+    items = [i for i in items if i]
+    return items if len(items) > 1 else ([text] if text else [])

@@ -282,6 +282,28 @@ def test_record_items_one_per_field(parsed_cards) -> None:  # type: ignore[no-un
     assert signature.startswith("電子署名検証結果データ(署名検証年月日、署名検証結果、")
 
 
+def test_004_record_item_groups_from_the_layout_text(parsed_cards, card_sources) -> None:  # type: ignore[no-untyped-def]
+    """The PDF extraction prints "【決定関連情報】" and its items run on over wrapped lines ("保" / "護開始日")."""
+    groups = parsed_cards["004"].records("記録項目")
+    assert [r.name for r in groups] == [
+        "決定関連情報", "医療扶助関連情報", "介護扶助関連情報", "就労自立給付金関連情報", "進学準備給付金関連情報",
+        "経理関連情報", "返還金関連情報", "口座登録・連携ファイル関連情報",
+    ]
+    decision = groups[0]
+    assert [f.value for f in decision.fields][:3] == ["氏名", "生年月日", "性別"]
+    assert len(decision.fields) == 51 and decision.fields[-1].value == "保護決定履歴"
+    lines = card_sources["004"].norm_lines
+    for record in groups:
+        assert all(f.label == "項目" for f in record.fields)
+        for f in record.fields:  # each item is the text of its lines, wrapped or not
+            assert f.value in "".join(line.strip() for line in lines[f.line - 1 : f.end_line])
+    wrapped = next(f for f in decision.fields if f.value == "保護開始日")
+    assert wrapped.end_line == wrapped.line + 1
+    assert "資産保有情報(土地、家屋、車、各金融機関残高)" in [f.value for f in decision.fields]
+    # The scrambled text after the list is not an item of its last group.
+    assert groups[-1].end_line - groups[-1].line <= 2
+
+
 def test_003_record_items_are_fields_of_the_appendix(parsed_cards) -> None:  # type: ignore[no-untyped-def]
     part = parsed_cards["003"].sections[3]
     assert part.title == "(別添2) 特定個人情報ファイル記録項目"
