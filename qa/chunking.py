@@ -19,8 +19,9 @@ from qa.parsing.card import SEP, Card, Field, Record, Section
 from qa.parsing.template import CHANGE_KIND
 from qa.reading import SourceText
 
+ITEM_KIND = "記録項目"  # the kind of (別添1)'s groups of record items
 # The version of the units as parsed and chunked: a change to either makes every index stale.
-CHUNKER_VERSION = "9-item-groups-in-layout-text"
+CHUNKER_VERSION = "9-item-groups-in-runs"
 MAX_CHARS = 360
 OVERLAP_SENTENCES = 1
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
@@ -167,11 +168,25 @@ class _Units:
         if len(text) <= MAX_CHARS * 1.6:
             self.emit(record.breadcrumb, record.title, text, record.line, record.end_line, record, "record")
             return
-        # A long block: one unit per field, each still naming the block.
+        # A long block: one unit per field, each still naming the block; a long list of items (別添1's 記録項目
+        # group) in runs of items, as one item is not worth a unit of its own.
         self.emit(record.breadcrumb, record.title, record.title, record.line, record.line, record, "record")
-        for f in record.fields:
-            if not f.empty:
-                self.emit(record.breadcrumb, f.label, f"{record.title}\n{field_line(f)}", f.line, f.end_line, record)
+        fields = [f for f in record.fields if not f.empty]
+        if record.kind == ITEM_KIND:
+            self.item_runs(record, fields)
+            return
+        for f in fields:
+            self.emit(record.breadcrumb, f.label, f"{record.title}\n{field_line(f)}", f.line, f.end_line, record)
+
+    def item_runs(self, record: Record, items: list[Field]) -> None:
+        run: list[Field] = []
+        for i, f in enumerate(items):
+            run.append(f)
+            size = sum(len(field_line(x)) for x in run)
+            if i + 1 == len(items) or size + len(field_line(items[i + 1])) > MAX_CHARS // 2:
+                text = "\n".join([record.title, *(field_line(x) for x in run)])
+                self.emit(record.breadcrumb, f"{run[0].label} …", text, run[0].line, run[-1].end_line, record)
+                run = []
 
     def section(self, section: Section) -> None:
         run: list[Field] = []

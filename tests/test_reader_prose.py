@@ -177,3 +177,28 @@ def test_how_often_reads_the_blocks_one_field_of_that_kind(assistant) -> None:
     answer = assistant.ask("児童手当の評価書で戸籍住民サービス課へはどれくらいの間隔で移転しているか")
     assert "5分間隔" in answer.answer
     assert any(c.line == 148 for c in answer.citations)
+
+
+def test_an_annex_heading_can_be_the_answer_and_is_cited_at_its_own_line(assistant) -> None:  # type: ignore[no-untyped-def]
+    """What an incident was is said by its heading (「事案1 …の紛失」), which stands above the passages' lines:
+    the reader weighs the headings a prose unit stands under beside its sentences, and cites one where it is."""
+    answer = assistant.ask("川崎市児童手当の評価書に載っている個人情報の重大事故は、どんな事故でしたか")
+    heading = "事案1 国民健康保険高額療養費支給申請書の紛失"
+    cited = [c for c in answer.citations if c.quote == heading]
+    assert cited, answer.answer
+    lines = (CORPORA.parent / cited[0].source).read_text(encoding="utf-8").split("\n")
+    assert lines[cited[0].line - 1].strip() == heading
+    # A form section's title is never read as such a heading.
+    assert all(c.quote != "7. 特定個人情報の保管・消去" for c in answer.citations)
+
+
+@pytest.mark.parametrize(("name", "group", "items"), [("000", "資格管理情報", 59), ("004", "決定関連情報", 51)])
+def test_a_long_group_of_record_items_is_a_few_units_of_whole_items(name: str, group: str, items: int) -> None:
+    """One unit per item made 51 units of 004's 決定関連情報 («記録項目 決定関連情報 / 項目: 住民区分»), which
+    crowded the group headings of every 記録項目 question out of the top 10."""
+    units = [u for u in _units(name) if u.section.endswith(group)]
+    body = [u for u in units if "項目: " in u.text]
+    assert 2 <= len(body) <= 8
+    assert sum(u.text.count("項目: ") for u in body) == items  # every item once, none cut
+    assert all(u.text.startswith(f"記録項目 {group}\n") for u in body)  # each names its group
+    assert all(b.line <= a.line for a, b in zip(body[1:], body))  # in the order printed

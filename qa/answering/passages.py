@@ -11,8 +11,8 @@ from qa.answering.answer import Answer
 from qa.answering.evidence import MAX_EVIDENCE, Evidence, trim
 from qa.answering.extract import NOUN, extract, holds_value, sentences
 from qa.answering.statements import is_change_history
-from qa.chunking import heading_class
-from qa.parsing.card import Card
+from qa.chunking import clean_line, heading_class
+from qa.parsing.card import SEP, Card
 from qa.parsing.template import CHANGE_KIND
 from qa.question import Question
 from qa.retrieval import Hit
@@ -50,22 +50,24 @@ class PassageReading:
                 query.only_kind = CHANGE_KIND
                 rows = self.searcher.search_query(query, 5)
                 pool += [h for h in rows if rare & set(self.terms(h.chunk.text))][:2]
-        scored = self.score_sentences(q, pool)
+        scored = self.score_sentences(q, pool, card)
         if not scored:
             return self.abstain(q, hits, "", "", card)
+        lines = {(text, h.chunk.id): line for _, text, h, line in scored if line}
         scored.sort(key=lambda x: -x[0])
         best_score = scored[0][0]
         budget = int(w.get("passage_chars", 300))
         keep = w.get("second_passage", 0.85)
         parts: list[Evidence] = []
         used = 0
-        for score, sentence, h in scored[: int(w.get("passage_units", 3)) * 2]:
+        for score, sentence, h, _ in scored[: int(w.get("passage_units", 3)) * 2]:
             if len(parts) >= int(w.get("passage_units", 3)) or (parts and score < best_score * keep):
                 break
             text = trim(sentence, MAX_EVIDENCE)
             if any(text == p.text for p in parts) or (parts and used + len(text) > budget):
                 continue
-            parts.append(Evidence(text, h.chunk.section, h.chunk.label, h.chunk.line, h.chunk.end_line, h.dense))
+            line, end_line = (at, at) if (at := lines.get((sentence, h.chunk.id))) else (h.chunk.line, h.chunk.end_line)
+            parts.append(Evidence(text, h.chunk.section, h.chunk.label, line, end_line, h.dense))
             used += len(text)
         if q.yesno:
             return self.polarity(q, card, parts[:1], pool)
@@ -86,16 +88,39 @@ class PassageReading:
         words += [m.spec.label for m in q.fields[:2] if m.lexical > 0 and m.spec.type != "yesno"]
         return " ".join(words + list(q.glossed))
 
-    def score_sentences(self, q: Question, hits: list[Hit]) -> list[tuple[float, str, Hit]]:
+    def headings_of(self, card: Card, hit: Hit, seen: set[str]) -> list[tuple[str, int]]:
+        """The headings a prose unit stands under that are not the form's sections (an annex's 「事案1 …の紛失」),
+        each with its line: they may say what the passage is about better than any of its sentences."""
+        if hit.chunk.kind != "prose":
+            return []
+        form = {part for section in card.walk() for part in section.path}
+        source = self.source(card.id)
+        out = []
+        for heading in hit.chunk.section.split(SEP):
+            if heading in form or heading in seen or not heading_class(heading):
+                continue
+            seen.add(heading)
+            line = next((n for n in range(hit.chunk.line, max(0, hit.chunk.line - 200), -1)
+                         if clean_line(source.norm_lines[n - 1])[:60] == heading), None)
+            if line is not None:
+                out.append((heading, line))
+        return out
+
+    def score_sentences(self, q: Question, hits: list[Hit], card: Card) -> list[tuple[float, str, Hit, int | None]]:
+        """Each sentence of the units (and each heading they stand under) scored; the last item is the line of a
+        heading, which lies outside its unit's lines."""
         w = self.weights
         identity = {x.lower() for x in q.identity}
         wanted = {t for t in self.terms(f"{q.norm} {self.form_words(q)}") if t.lower() not in identity and NOUN.fullmatch(t)}
         total = sum(self._idf.get(t, 1.0) for t in wanted) or 1.0
         top = hits[0].score or 1.0
-        out: list[tuple[float, str, Hit]] = []
+        out: list[tuple[float, str, Hit, int | None]] = []
+        seen: set[str] = set()
         for h in hits:
             context = set(self.terms(h.chunk.section))
-            for sentence in sentences(h.chunk.text):
+            candidates = [(sentence, None) for sentence in sentences(h.chunk.text)]
+            seen.update(text for text, _ in candidates)
+            for sentence, line in candidates + self.headings_of(card, h, seen):
                 toks = set(self.terms(sentence))
                 overlap = sum(self._idf.get(t, 1.0) for t in wanted & (toks | context)) / total
                 new = sum(self._idf.get(t, 1.0) for t in toks - wanted if NOUN.fullmatch(t))
@@ -105,5 +130,5 @@ class PassageReading:
                 score = (w.get("p_unit", 1.0) * h.score / top + w.get("p_overlap", 1.0) * overlap
                          + w.get("p_type", 0.5) * typed + w.get("p_novel", 0.5) * novelty
                          - w.get("p_heading", 0.5) * heading * (1.0 - novelty)) / math.sqrt(1 + len(sentence) / 200)
-                out.append((score, sentence, h))
+                out.append((score, sentence, h, line))
         return out
