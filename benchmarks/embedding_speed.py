@@ -237,7 +237,7 @@ def make_variants(wanted: Sequence[str], tmp: Path) -> list[Variant]:
 
 
 def build(spec: str, tmp: Path, tag: str, corpora: Path) -> tuple[Path, dict[str, float], int]:
-    from qa.index import build_index
+    from qa.build import build_index
 
     folder = tmp / f"index-{tag}"
     start = time.perf_counter()

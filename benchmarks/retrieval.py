@@ -212,7 +212,7 @@ def precision_path(model: Any) -> str:
 def timed_build(tmp: Path, corpora: Path) -> tuple[Any, float, dict[str, Any]]:
     from qa.e5model import e5_model_id, read_stamp
     from qa.embeddings import default_cache_dir, load_embedder
-    from qa.index import build_index
+    from qa.build import build_index
 
     setup = {}
     cache = default_cache_dir()

@@ -137,7 +137,7 @@ def _peak_mb() -> float:
 
 def child_build(project: Path, index: Path, full: bool) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from qa.index import build_index
+    from qa.build import build_index
 
     stages: dict[str, float] = {}
     last: list[Any] = [time.perf_counter(), "loading the model"]

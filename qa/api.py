@@ -32,7 +32,8 @@ from qa.reading import SourceText, read_source
 # numpy/FAISS/LangChain (retrieval) or torch (embeddings), which only answering and building need.
 if TYPE_CHECKING:
     from qa.answering.answer import Answer
-    from qa.index import BuildReport, Index
+    from qa.build import BuildReport
+    from qa.index import Index
     from qa.parsing import Card, Corpus
     from qa.retrieval import HybridSearcher
 
@@ -94,7 +95,7 @@ def chain_input(inp: Any, max_chars: int = 2000) -> dict[str, Any]:
 
 def build(settings: Settings, full: bool = False, progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
     """Update the index; when nothing changed, say so from the manifest alone (no model is loaded)."""
-    from qa.index import build_index, unchanged_report
+    from qa.build import build_index, unchanged_report
 
     if not full:
         report = unchanged_report(settings.index_dir, settings.corpus_dir, settings.embedding_model)

@@ -21,7 +21,7 @@ CORPORA = ROOT / "corpora"
 @pytest.fixture(scope="session")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real corpus indexed once per session into a temporary folder."""
-    from qa.index import build_index
+    from qa.build import build_index
 
     folder = tmp_path_factory.mktemp("index")
     build_index(CORPORA, folder, root=ROOT)

@@ -195,7 +195,7 @@ def test_safetensors_full_disk_error_is_read_as_a_full_disk() -> None:
     from safetensors import SafetensorError
 
     from qa.errors import os_reason
-    from qa.index import _is_write_failure
+    from qa.build import _is_write_failure
 
     exc = SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
                           'message: "No space left on device" })')

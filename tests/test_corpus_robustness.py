@@ -16,7 +16,8 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import StaleIndexError
-from qa.index import build_index, load_index
+from qa.build import build_index
+from qa.index import load_index
 from qa.parsing import load_corpus
 
 REAL = [

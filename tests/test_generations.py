@@ -21,7 +21,8 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import CorruptIndexError
-from qa.index import build_index, load_index
+from qa.build import build_index
+from qa.index import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 KAWASAKI = "000_8d285adb8fa87899"
@@ -34,7 +35,7 @@ _BUILDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from qa.index import build_index
+    from qa.build import build_index
     root, seconds = Path(sys.argv[1]), float(sys.argv[2])
     extra = root / "corpora" / "005_extra.txt"
     base = (root / "corpora" / "%s.txt").read_bytes()

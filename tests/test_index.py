@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from qa.errors import CorruptIndexError, IndexNotFoundError, StaleIndexError
-from qa.index import build_index, load_index
+from qa.build import build_index
+from qa.index import load_index
 
 from conftest import CORPORA, ROOT
 

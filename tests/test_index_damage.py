@@ -22,7 +22,8 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import CorruptIndexError, StaleIndexError
-from qa.index import build_index, load_index
+from qa.build import build_index
+from qa.index import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 MATSUDO = "003_5fcca4f6e38d6e1a"

@@ -17,7 +17,8 @@ import pytest
 from qa.e5model import e5_model_id
 from qa.embeddings import default_cache_dir
 from qa.errors import CorruptIndexError
-from qa.index import build_index, load_index
+from qa.build import build_index
+from qa.index import load_index
 
 
 def _generation(folder: Path) -> Path:

@@ -15,7 +15,8 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import CardNotFoundError, CorruptIndexError
-from qa.index import build_index, load_index
+from qa.build import build_index
+from qa.index import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "qa"

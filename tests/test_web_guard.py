@@ -102,7 +102,7 @@ def test_file_name_with_markdown_and_entities_is_shown_literally(corpus_copy: Pa
 
     from qa.api import Assistant
     from qa.config import Settings
-    from qa.index import build_index
+    from qa.build import build_index
     from qa.webapp import build_app
 
     name = "005_a`[x](http:__evil.example)`&lt;b_.txt"

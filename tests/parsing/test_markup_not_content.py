@@ -51,7 +51,7 @@ def test_recipient_next_to_a_script_cell_is_named_and_quoted_exactly(
 ) -> None:
     from qa.api import Assistant
     from qa.config import Settings
-    from qa.index import build_index
+    from qa.build import build_index
 
     path = corpus_copy / "corpora" / f"{KAWASAKI}.txt"
     text = path.read_text(encoding="utf-8")
