@@ -88,6 +88,17 @@ def _ascii_word(word: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z-]){re.escape(word)}(?![a-z])")
 
 
+@functools.lru_cache(maxsize=2048)
+def _name_pattern(name: str) -> re.Pattern[str]:
+    """An English field name as a pattern: "it" inside a name stands for what the question names, one to four
+    words ("when is it provided" finds "when is the information provided"); elsewhere as `_ascii_word`."""
+    words = name.split(" ")
+    if "it" not in words[1:]:
+        return _ascii_word(name)
+    parts = [r"(?:[a-z0-9'-]+ ){0,3}[a-z0-9'-]+" if w == "it" and i else re.escape(w) for i, w in enumerate(words)]
+    return re.compile(rf"(?<![a-z-]){' '.join(parts)}(?![a-z])")
+
+
 def _contains(low: str, word: str) -> bool:
     """`word` in the question; ASCII words only at word boundaries (so 'use' is not found in 'because')."""
     if not word:
@@ -155,9 +166,9 @@ def lexical_field_scores(low: str, cat: Catalog) -> dict[str, float]:
     for spec in cat.fields:
         for name in spec.names:
             generic = name.lower() in type_words and not any(name in label for label in spec.labels)
-            if name and not generic and _contains(low, name):
+            if name and not generic and (_contains(low, name) or name.isascii() and _name_pattern(name).search(low)):
                 if name.isascii():
-                    found += [(spec.id, m.start(), m.end(), name) for m in _ascii_word(name).finditer(low)]
+                    found += [(spec.id, m.start(), m.end(), name) for m in _name_pattern(name).finditer(low)]
                 else:
                     found += [(spec.id, m.start(), m.end(), name) for m in re.finditer(re.escape(name), low)]
 

@@ -69,3 +69,21 @@ def test_a_question_about_nothing_in_the_reports_is_not_stated(assistant) -> Non
     # A question whose words are in the report is read, not refused.
     answer = assistant.ask("How is the backup of Matsudo's resident data protected?")
     assert not answer.abstained and "バックアップ" in answer.answer
+
+
+def test_it_in_an_english_field_name_stands_for_what_the_question_names() -> None:
+    """「when is it provided」 only matched those very words; a question names the data ("when is the child
+    allowance data provided") and was matched to 提供する情報 by its words 'data provided'."""
+    from qa.question import lexical_field_scores
+
+    cat = catalog()
+    for question, field in [
+        ("how often is the child allowance data provided in kawasaki?", "provision_timing"),
+        ("where is the resident register file stored in matsudo?", "storage_place"),
+        ("how is the public assistance data deleted once the period ends?", "erasure"),
+    ]:
+        scores = lexical_field_scores(question, cat)
+        assert max(scores, key=scores.get) == field, (question, sorted(scores.items(), key=lambda x: -x[1])[:3])
+    # At most four words stand for it, and "it" opening a name is the word (IT systems).
+    assert "provision_timing" not in lexical_field_scores("how often is a form that a resident hands in at the desk transferred", cat)
+    assert "system_name" in lexical_field_scores("which it systems are used?", cat)
