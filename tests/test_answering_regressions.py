@@ -128,3 +128,12 @@ def test_record_item_groups_of_the_layout_text_report(assistant) -> None:
         assert group in text
     assert all(c.card.startswith("004") for c in a.citations)
     _verbatim(a)
+
+
+def test_cross_report_yes_no_is_decided_by_each_reports_reading(assistant) -> None:
+    """「すべての評価書で…外部へ委託していますか」 listed the three reports whose text holds 外部 somewhere, and said
+    いいえ: a word of the question found in some reports' text decided a yes/no question that every report answers."""
+    a = assistant.ask("すべての評価書で、特定個人情報ファイルの取扱いを外部へ委託していますか")
+    assert a.answer.startswith("はい"), a.answer
+    assert len(a.cards) == 5
+    _verbatim(a)

@@ -71,7 +71,7 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     if q.superlative and spec is not None and spec.type in ("date", "range", "number") or (q.superlative and spec and spec.meta):
         return superlative(reader, q, cards, hits)
 
-    polar = spec is not None and (spec.type == "yesno" or q.yesno)
+    polar = q.yesno or spec is not None and spec.type == "yesno"
     # Read each report as if asked alone (a yes/no field as a yes/no question).
     each_q = replace(q, yesno=True, answer_type="yesno") if polar else q
     reasons: dict[str, Answer] = {c.id: reader.single(each_q, c, reader.hits_for(q, c.id)) for c in cards}
@@ -84,7 +84,10 @@ def answer_across(reader: Reader, q: Question, hits: list[Hit]) -> Answer:
     # form's own words (an option such as 全項目評価書, which every report lists among its choices).
     by_answer = [t for t in distinguishing_terms(reader, q, said, form_words=True)
                  if t in by_text or t.lower() in reader._vocab or any(t in x for x in by_text)]
-    terms = by_answer or by_text
+    # Asked whether they do something (a yes/no field), the reports' own readings decide; a word of the question
+    # found somewhere in some reports' text (外部 of 「外部に委託」) does not single them out, unless their answers
+    # or their blocks of the asked kind hold it (a company they outsource to).
+    terms = by_answer or ([] if polar else by_text)
     if quoted and polar:
         # A quoted choice (「発生あり」, 「行っていない」): the reports whose own yes/no reading has its polarity.
         word = reader.yes_word(each_q, reader.is_positive(quoted[0])).lower()
