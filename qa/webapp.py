@@ -180,7 +180,7 @@ def build_app(
             event.then(handlers.scope, [session], [scope], **after).then(handlers.exports, [session], [save_md, save_csv], **after)
         open_ref.change(handlers.open_citation, [open_ref, session], [sources, session], **after).then(
             handlers.exports, [session], [save_md, save_csv], **after)
-        reset_io = dict(fn=handlers.reset, inputs=None, outputs=[chatbot, sources, session, question, cards], **after)
+        reset_io = dict(fn=handlers.reset, inputs=None, outputs=[chatbot, sources, session, cards], **after)
         for event in (clear.click(**reset_io), chatbot.clear(**reset_io)):
             event.then(handlers.scope, [session], [scope], **after).then(handlers.exports, [session], [save_md, save_csv], **after)
 

@@ -201,9 +201,10 @@ class ChatHandlers:
         session["open"] = f"{number}-{n}"
         return render_sources(record, self.loader.assistant, record["question"], n, number), session
 
-    def reset(self) -> tuple[list, str, dict, str, list]:
-        """新しい会話 / the chat's clear button: the conversation, its answers and its report scope go."""
-        return [], EMPTY_VIEWER, {}, "", []
+    def reset(self) -> tuple[list, str, dict, list]:
+        """新しい会話 / the chat's clear button: the conversation, its answers and its report scope go. The question
+        box is left alone: what is typed while the reset travels to the server and back is not wiped."""
+        return [], EMPTY_VIEWER, {}, []
 
     def scope(self, session: dict | None) -> str:
         """The line under the chat saying which report a follow-up question will be about."""
