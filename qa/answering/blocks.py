@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import replace
 
 from qa.answering.answer import Answer
 from qa.answering.evidence import MAX_LIST, Evidence
 from qa.answering.extract import NOUN
-from qa.catalog import FieldSpec, catalog
+from qa.catalog import FieldSpec
 from qa.chunking import clean_line
 from qa.parsing.card import Card, Field, Record, label_key
 from qa.question import Question
