@@ -33,7 +33,7 @@ from qa.embeddings import bf16_matmuls, encode_queries, model_id, precision
 from qa.errors import CardNotFoundError
 from qa.index import Index
 from qa.parsing.card import label_key
-from qa.question import Question, understand
+from qa.question import Question, glossed_words, is_english, understand
 from qa.ranking import Candidates, LinearRanker, UnitFacts, features
 from qa.reading import normalize
 from qa.segment import Segmenter
@@ -215,9 +215,16 @@ class HybridSearcher:
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return encode_queries(self.query_embedder, texts, batch_size=64)
 
+    def dense_text(self, text: str) -> str:
+        """What is embedded for a question: the question; an English one followed by its words in the reports'
+        Japanese (the catalog's glossary), as its BM25 query is, so that e5 meets the passages' own words."""
+        norm = normalize(text)
+        words = glossed_words(norm.lower(), self.catalog) if is_english(norm) else ()
+        return f"{norm} ({' '.join(words)})" if words else norm
+
     def understand(self, text: str, cards: list[str] | None = None) -> tuple[Question, np.ndarray]:
         only = tuple(cid for c in cards for cid in self.resolve(c)) if cards else None
-        vector = self.embed_query(normalize(text))
+        vector = self.embed_query(self.dense_text(text))
         names, owner = self.field_vectors()
         sims = names @ vector
         best = np.full(len(self.catalog.fields), -1.0)

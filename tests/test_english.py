@@ -87,3 +87,15 @@ def test_it_in_an_english_field_name_stands_for_what_the_question_names() -> Non
     # At most four words stand for it, and "it" opening a name is the word (IT systems).
     assert "provision_timing" not in lexical_field_scores("how often is a form that a resident hands in at the desk transferred", cat)
     assert "system_name" in lexical_field_scores("which it systems are used?", cat)
+
+
+def test_an_english_question_is_embedded_with_its_words_in_the_reports_japanese(assistant) -> None:  # type: ignore[no-untyped-def]
+    """e5 met an English question to Japanese passages on its English words alone; its BM25 query already held
+    the glossary's Japanese for them. The embedded text now holds them too. A Japanese question is embedded as it is."""
+    searcher = assistant.searcher
+    english = "Where does Toyonaka keep the records of its child medical subsidy?"
+    text = searcher.dense_text(english)
+    assert text.startswith(english) and text != english
+    assert all(word in text for word in glossed_words(english.lower(), catalog()))
+    japanese = "豊中市の子ども医療費の記録はどこに保管されていますか"
+    assert searcher.dense_text(japanese) == normalize(japanese)
