@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from qa.parsing.card import SEP, Card, Field, Record, Section
-from qa.parsing.template import CHANGE_KIND
+from qa.parsing.template import CHANGE_KIND, ITEM_KIND
 from qa.reading import SourceText
 
-ITEM_KIND = "記録項目"  # the kind of (別添1)'s groups of record items
 # The version of the units as parsed and chunked: a change to either makes every index stale.
 CHUNKER_VERSION = "9-item-groups-in-runs"
 MAX_CHARS = 360
@@ -179,6 +178,7 @@ class _Units:
             self.emit(record.breadcrumb, f.label, f"{record.title}\n{field_line(f)}", f.line, f.end_line, record)
 
     def item_runs(self, record: Record, items: list[Field]) -> None:
+        """Consecutive items in units of up to half a unit's length, each unit headed by the group's title."""
         run: list[Field] = []
         for i, f in enumerate(items):
             run.append(f)

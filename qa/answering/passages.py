@@ -88,12 +88,11 @@ class PassageReading:
         words += [m.spec.label for m in q.fields[:2] if m.lexical > 0 and m.spec.type != "yesno"]
         return " ".join(words + list(q.glossed))
 
-    def headings_of(self, card: Card, hit: Hit, seen: set[str]) -> list[tuple[str, int]]:
-        """The headings a prose unit stands under that are not the form's sections (an annex's 「事案1 …の紛失」),
-        each with its line: they may say what the passage is about better than any of its sentences."""
+    def headings_of(self, card: Card, hit: Hit, form: set[str], seen: set[str]) -> list[tuple[str, int]]:
+        """The headings a prose unit stands under that are not the form's sections (`form`: an annex's 「事案1
+        …の紛失」), each with its line: they may say what the passage is about better than any of its sentences."""
         if hit.chunk.kind != "prose":
             return []
-        form = {part for section in card.walk() for part in section.path}
         source = self.source(card.id)
         out = []
         for heading in hit.chunk.section.split(SEP):
@@ -116,11 +115,12 @@ class PassageReading:
         top = hits[0].score or 1.0
         out: list[tuple[float, str, Hit, int | None]] = []
         seen: set[str] = set()
+        form = {part for section in card.walk() for part in section.path}
         for h in hits:
             context = set(self.terms(h.chunk.section))
             candidates = [(sentence, None) for sentence in sentences(h.chunk.text)]
             seen.update(text for text, _ in candidates)
-            for sentence, line in candidates + self.headings_of(card, h, seen):
+            for sentence, line in candidates + self.headings_of(card, h, form, seen):
                 toks = set(self.terms(sentence))
                 overlap = sum(self._idf.get(t, 1.0) for t in wanted & (toks | context)) / total
                 new = sum(self._idf.get(t, 1.0) for t in toks - wanted if NOUN.fullmatch(t))

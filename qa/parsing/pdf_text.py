@@ -14,7 +14,7 @@ import re
 from qa.parsing import template as tpl
 from qa.parsing.card import Card, Field, Record, Section, label_key
 from qa.parsing.html import read_choice
-from qa.parsing.template import CHANGE_KIND
+from qa.parsing.template import CHANGE_KIND, ITEM_KIND
 from qa.reading import SourceText
 
 _NUMBERED = re.compile(r"^(\d{1,2})\.\s*(\S.{1,60})$")
@@ -267,14 +267,14 @@ class LayoutBuilder:
         """(別添1) 記録項目: a 【group】 line opens a group, its items read as one field until a blank line
         (split into items once the file is read). True when `text` was taken."""
         assert self.part is not None
-        group = _ITEM_GROUP.match(text) if "記録項目" in self.part.title else None
+        group = _ITEM_GROUP.match(text) if ITEM_KIND in self.part.title else None
         if group is None:
-            if self.record is not None and self.record.kind == "記録項目" and self.blank_since_field:
+            if self.record is not None and self.record.kind == ITEM_KIND and self.blank_since_field:
                 self.record = None  # what follows the list is the scrambled text of other parts
                 self.field = None
             return False
         name = group.group(1).strip()
-        self.record = Record(kind="記録項目", number=None, name=name, path=[*self.part.path, name], line=lineno, end_line=lineno)
+        self.record = Record(kind=ITEM_KIND, number=None, name=name, path=[*self.part.path, name], line=lineno, end_line=lineno)
         self.part.records.append(self.record)
         self.add_field("項目", group.group(2), lineno)
         return True
@@ -325,7 +325,7 @@ class LayoutBuilder:
 def _split_item_lists(card: Card, lines: list[str]) -> None:
     """A 記録項目 group read as one run-on field → one field per item, each with the lines it spans (an item
     may wrap mid-word: "保" / "護開始日")."""
-    for record in card.records("記録項目"):
+    for record in card.records(ITEM_KIND):
         if len(record.fields) != 1:
             continue
         run = record.fields[0]

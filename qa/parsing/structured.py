@@ -230,7 +230,7 @@ class Builder:
             if len(filled) > 1:
                 self.add_field(make_field(title, " ".join(filled[1:]), row.line))
             return
-        if self.record and self.record.kind == "記録項目" or _is_item_group(first, self.part):
+        if self.record and self.record.kind == tpl.ITEM_KIND or _is_item_group(first, self.part):
             self.feed_items(row, first)
             return
         self.feed_field(row, filled)
@@ -294,16 +294,16 @@ class Builder:
         if _is_item_group(first, self.part) and not text.startswith(("・", "-")):
             name = first.strip("【】○ ")
             path = self.path() + [name]
-            self.record = Record(kind="記録項目", number=None, name=name, path=path, line=row.line, end_line=row.line)
+            self.record = Record(kind=tpl.ITEM_KIND, number=None, name=name, path=path, line=row.line, end_line=row.line)
             container = self.container()
             assert container is not None
             container.records.append(self.record)
             return
-        if self.record is None or self.record.kind != "記録項目":
+        if self.record is None or self.record.kind != tpl.ITEM_KIND:
             # Items before any group heading (a cut or converted file): an unnamed group keeps them.
-            path = self.path() + ["記録項目"]
+            path = self.path() + [tpl.ITEM_KIND]
             self.record = Record(
-                kind="記録項目", number=None, name=None, path=path, line=row.line, end_line=row.line
+                kind=tpl.ITEM_KIND, number=None, name=None, path=path, line=row.line, end_line=row.line
             )
             container = self.container()
             assert container is not None
@@ -417,7 +417,7 @@ def _move_under(section: Section, parent_path: list[str]) -> None:
 
 
 def _is_item_group(first: str, part: Section | None) -> bool:
-    if part is None or "記録項目" not in part.title:
+    if part is None or tpl.ITEM_KIND not in part.title:
         return False
     return first.startswith(("【", "○")) or first.startswith(("- ・", "・", "- "))
 

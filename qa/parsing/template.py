@@ -22,7 +22,9 @@ PART_TITLES = (
 )
 # The record kind (and appendix title) of 別添2, the change history: the old and new text of every changed field.
 CHANGE_KIND = "変更箇所"
-APPENDIX_TITLES = ("事務の内容", "特定個人情報ファイル記録項目", "記録項目", CHANGE_KIND)
+# The record kind (and the appendix title's tail) of 別添1's groups of record items (【資格管理情報】 …).
+ITEM_KIND = "記録項目"
+APPENDIX_TITLES = ("事務の内容", "特定個人情報ファイル記録項目", ITEM_KIND, CHANGE_KIND)
 
 PART = re.compile(r"^(VII|VI|IV|V|III|II|I)\s*[\s.]\s*(.+)$")
 APPENDIX = re.compile(r"^\((別添|別紙)\s*(\d+)\)\s*(.+)$")
