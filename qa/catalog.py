@@ -104,6 +104,7 @@ class Catalog:
     change_to: tuple[str, ...]
     change_from: tuple[str, ...]
     change_columns: tuple[str, str]
+    change_reason: str  # the change history's column saying why (提出時期に係る説明)
     change_first: tuple[str, ...]  # words asking when something began (追加, 新規): the earliest matching row answers
     risk_cues: tuple[str, ...]
     money_cues: tuple[str, ...]
@@ -212,6 +213,7 @@ def load_catalog(path: Path | str = CATALOG_PATH) -> Catalog:
         change_to=_tuple(data.get("changes", {}).get("to_markers")),
         change_from=_tuple(data.get("changes", {}).get("from_markers")),
         change_first=tuple(normalize(w).lower() for w in data.get("changes", {}).get("first_cues", [])),
+        change_reason=str(data.get("changes", {}).get("reason_label", "")),
         change_columns=(
             str(data.get("changes", {}).get("before_label", "")),
             str(data.get("changes", {}).get("after_label", "")),

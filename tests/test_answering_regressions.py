@@ -137,3 +137,21 @@ def test_cross_report_yes_no_is_decided_by_each_reports_reading(assistant) -> No
     assert a.answer.startswith("はい"), a.answer
     assert len(a.cards) == 5
     _verbatim(a)
+
+
+def test_why_a_change_was_made_is_the_rows_own_explanation(assistant) -> None:
+    """「なぜ変更」 was answered with the whole change row (472 characters), whose 提出時期に係る説明 says why."""
+    a = assistant.ask("熊谷市の評価書で、保管場所の記載はなぜ変更されたのですか")
+    assert a.answer.startswith("自治体中間サーバ・プラットフォーム更改"), a.answer
+    first = a.citations[0]
+    assert "自治体中間サーバ・プラットフォーム更改" in first.quote and first.card.startswith("001")
+    assert len(a.answer) < 200
+    _verbatim(a)
+
+
+def test_when_a_change_was_made_names_the_row_not_quotes_it(assistant) -> None:
+    """A date asked of the change history came with the whole row and the next one: a context dump."""
+    a = assistant.ask("松戸市の評価書で、第三者点検の結果の記載が変更されたのはいつ？")
+    assert re.match(r"(令和|平成)\d+年\d+月\d+日", a.answer), a.answer
+    assert len(a.answer) < 200 and "変更前の記載" not in a.answer
+    _verbatim(a)

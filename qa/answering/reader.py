@@ -339,9 +339,22 @@ class Reader(BlockReading, PassageReading):
             nxt = rows[1].chunk
             parts.append(Evidence(nxt.text.replace("\n", " / "), nxt.section, nxt.label, nxt.line, nxt.end_line))
         short = None
+        row = next((r for r in card.records(CHANGE_KIND) if r.number == top.record_number), None) \
+            if top.record_kind == CHANGE_KIND else None
         if q.answer_type == "date":
             dates = extract(top.text, "date")
             short = dates[0] if dates else None
+        elif q.answer_type == "reason" and row is not None:  # why it changed: the row's column saying so
+            reason = row.get(self.catalog.change_reason)
+            if reason is not None and reason.value.strip():
+                short = clean_line(reason.value)
+                parts = [Evidence(short, top.section, reason.label, reason.line, reason.end_line)]
+        if short and row is not None:
+            # A date or a reason answers; the row is named by what it changed, not quoted whole.
+            item = row.get("項目")
+            if item is not None and item.value.strip():
+                parts = [p for p in parts if p.text == short] + [
+                    Evidence(trim(clean_line(item.value), 120), top.section, item.label, item.line, item.end_line)]
         return self.compose(q, card, parts, short=short, kind="span")
 
     def inexact(self, q: Question, card: Card, answer: Answer) -> Answer:
