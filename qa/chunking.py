@@ -179,14 +179,14 @@ class _Units:
 
     def item_runs(self, record: Record, items: list[Field]) -> None:
         """Consecutive items in units of up to half a unit's length, each unit headed by the group's title."""
-        run: list[Field] = []
-        for i, f in enumerate(items):
-            run.append(f)
-            size = sum(len(field_line(x)) for x in run)
-            if i + 1 == len(items) or size + len(field_line(items[i + 1])) > MAX_CHARS // 2:
-                text = "\n".join([record.title, *(field_line(x) for x in run)])
-                self.emit(record.breadcrumb, f"{run[0].label} …", text, run[0].line, run[-1].end_line, record)
-                run = []
+        lines = [field_line(f) for f in items]
+        start, size = 0, 0
+        for i, line in enumerate(lines):
+            size += len(line)
+            if i + 1 == len(lines) or size + len(lines[i + 1]) > MAX_CHARS // 2:
+                text = "\n".join([record.title, *lines[start : i + 1]])
+                self.emit(record.breadcrumb, f"{items[start].label} …", text, items[start].line, items[i].end_line, record)
+                start, size = i + 1, 0
 
     def section(self, section: Section) -> None:
         run: list[Field] = []
