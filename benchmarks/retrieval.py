@@ -18,10 +18,11 @@
    removed) or whose lines overlap the evidence's lines in the report. evidence@1/5/10 and MRR@10 are printed
    for all, Japanese and English questions. Fusion weights are fitted on eval/gold.jsonl (the project's
    set) and reported on the external file, which is never used for fitting.
-3. Warm query latency p50/p95 of retrieval alone (question → ranked units), for the HybridSearcher and for the
-   plain fusion; then the HybridSearcher with its question embedded on the bf16 path (the default where the
-   CPU has bf16 matmuls: the linear layers' weights held in bf16, qa.bf16) and by the fp32 variant (before),
-   the two timed alternately, question by question, so that the machine's load falls on both alike.
+3. Warm query latency p50/p95 of retrieval alone (question → ranked units), for the HybridSearcher after its
+   `warm_up` (as the app, `qa batch` and `qa eval` do: the question path traced and frozen, qa.query_graph)
+   and for the plain fusion; then three question paths timed alternately, question by question, so that the
+   machine's load falls on all alike: the default (the traced graph, one thread), the same model eager (the
+   bf16 linears of qa.bf16, two threads: before), and the fp32 variant.
 
 Written against the Index API (index.chunks and their .text/.search_text/.line/.end_line/.card), so it keeps
 working when chunks become units.
@@ -186,14 +187,14 @@ def evaluate_searcher(scorer: Scorer, searcher: Any, qs: list[Question]) -> tupl
 
 
 def alternate_latency(searchers: dict[str, Any], texts: list[str]) -> dict[str, list[float]]:
-    """Each question searched by every searcher in turn (the order swapped question by question), timed
+    """Each question searched by every searcher in turn (the order rotated question by question), timed
     from an empty query cache, so that a burst of load on the machine falls on all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in searchers}
     names = list(searchers)
     for n, text in enumerate(texts):
-        for name in names if n % 2 == 0 else names[::-1]:
+        for name in names[n % len(names):] + names[: n % len(names)]:
             searcher = searchers[name]
-            searcher._query_cache.clear()
+            searcher.forget_questions()
             start = time.perf_counter()
             searcher.search(text, k=K)
             times[name].append(time.perf_counter() - start)
@@ -285,11 +286,18 @@ def main(argv: list[str] | None = None) -> int:
             index = load_index(tmp / "index")
         scorer = Scorer(index)
         searcher = HybridSearcher(index)
+        start = time.perf_counter()
+        searcher.warm_up()  # as the app, `qa batch` and `qa eval` do before their questions
+        warm_seconds = time.perf_counter() - start
         fused_only = HybridSearcher(index, segmenter=searcher.segmenter, ranker=None)
         from qa.embeddings import default_cache_dir, load_embedder
+        from qa.query_graph import graph_of
 
         exact = HybridSearcher(index, segmenter=searcher.segmenter,
                                query_embedder=load_embedder("e5-fp32", cache_dir=default_cache_dir()))
+        eager = HybridSearcher(index, segmenter=searcher.segmenter,
+                               query_embedder=load_embedder(None, cache_dir=default_cache_dir()))
+        eager.field_vectors()
         texts = {p.stem: read_corpus_text(p) for p in sorted(args.corpora.iterdir()) if p.is_file()}
         sets = {"eval/gold.jsonl (fitting set)": questions_of(args.gold, texts),
                 "external gold (held out)": questions_of(args.external, texts)}
@@ -316,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             hybrid, times = evaluate_searcher(scorer, searcher, qs)
             timings += times
             rows.append(("HybridSearcher + learned ranker (qa.retrieval, the default)", hybrid))
-            rows.append(("  the same, question embedded in fp32 (before)", evaluate_searcher(scorer, exact, qs)[0]))
+            rows.append(("  the same, question embedded eagerly (no traced graph)", evaluate_searcher(scorer, eager, qs)[0]))
+            rows.append(("  the same, question embedded in fp32", evaluate_searcher(scorer, exact, qs)[0]))
             for row in table(rows):
                 say(row)
             say("")
@@ -331,11 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         say(f"Warm query latency, retrieval alone: HybridSearcher p50 {1000 * percentile(timings, 50):.1f} ms, "
             f"p95 {1000 * percentile(timings, 95):.1f} ms ({len(timings)} questions); weighted fusion p50 "
             f"{1000 * percentile(fusion_times, 50):.1f} ms, p95 {1000 * percentile(fusion_times, 95):.1f} ms.")
-        paired = alternate_latency({"default": searcher, "fp32 question": exact}, [q.text for q in sets[fit_name]])
-        say("Warm query latency, the two question precisions timed alternately: " + "; ".join(
+        graph = graph_of(index.embedder)
+        say(f"Warm-up (`HybridSearcher.warm_up`): {warm_seconds:.1f} s; question graph: "
+            + (f"traced and checked in {graph.seconds:.1f} s" if graph else "not used (eager)") + ".")
+        paired = alternate_latency({"default": searcher, "eager question (no graph)": eager, "fp32 question": exact},
+                                   [q.text for q in sets[fit_name]])
+        say("Warm query latency, the three question paths timed alternately: " + "; ".join(
             f"{name} p50 {1000 * percentile(t, 50):.1f} ms, p95 {1000 * percentile(t, 95):.1f} ms"
             for name, t in paired.items()) + f" ({len(sets[fit_name])} questions each; the default's path: "
-            f"{precision_path(index.embedder)}).")
+            f"{precision_path(index.embedder)}" + (", traced graph" if graph else "") + ").")
         if args.keep and not args.reuse:
             shutil.copytree(tmp / "index", args.keep, dirs_exist_ok=True)
     finally:

@@ -144,6 +144,7 @@ class Assistant:
             self._chat = load_chat_model(settings.chat_model, settings.chat_base_url)
         # None: the first question reads CURRENT's name once (a build may have published since `index` loaded).
         self._pointer: tuple[int, int, int] | None = None
+        self._warm = False
         self._use(index, None)
 
     def _use(self, index: Index, segmenter: Any) -> None:
@@ -162,6 +163,12 @@ class Assistant:
         check = RunnableLambda(lambda inp: chain_input(inp, settings.max_question_chars), name="check_input")
         chain = (check | build_chain(view, chat_model=self._chat)).with_config(run_name="pia_qa")  # type: ignore[arg-type]
         self.index, self.searcher, self._sources, self.chain = index, searcher, sources, chain
+
+    def warm_up(self) -> None:
+        """Ready for a stream of questions (the app, a batch): see `HybridSearcher.warm_up`. A generation
+        switched to later is warmed before it serves."""
+        self._warm = True
+        self.searcher.warm_up()
 
     def refresh(self) -> bool:
         """Switch to the generation CURRENT names when a build published a new one (True if switched).
@@ -195,8 +202,14 @@ class Assistant:
                             self.index.folder.name)
                 self._pointer = stamp
                 return False
+            if self._warm:
+                from qa.query_graph import compile_queries
+
+                compile_queries(index.embedder)  # the new generation loaded its own model
             with self._lock:
                 self._use(index, self.searcher.segmenter)
+            if self._warm:
+                self.searcher.field_vectors()
             self._pointer = stamp
             log.info("switched to index generation %s", index.folder.name)
             return True

@@ -194,6 +194,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     from qa.errors import CardNotFoundError, QuestionError
 
+    assistant.warm_up()  # a stream of questions follows
     failures = 0
     if sys.stdin.isatty():
         sys.stderr.write("質問を 1 行ずつ入力してください（終わりは Ctrl-D） / one question per line, Ctrl-D to end\n")
@@ -376,6 +377,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     sink = output.file
     where = "stdout" if output.is_stdout else str(output.final or args.output)
     total = sum(1 for _, data in rows if data.strip())
+    if total > 1:
+        assistant.warm_up()
     failures = written = 0
     first_line_of: dict[str, int] = {}
     try:

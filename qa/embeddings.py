@@ -340,6 +340,7 @@ def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
     texts = list(texts)
+    _configure_torch()  # every core for this thread (a thread the app made while a question ran one has one)
     kwargs: dict[str, Any] = {"normalize_embeddings": True, "convert_to_numpy": True, "show_progress_bar": False}
     if precision(model) == "fp32":
         vectors = model.encode_document(texts, batch_size=batch_size, **kwargs)
@@ -355,8 +356,16 @@ def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size
 
 def encode_queries(model: SentenceTransformer, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
     """Unit-length float32 vectors of questions (the "query: " prompt for e5). On the bf16 path the linear
-    layers' bf16 weights do the work (qa.bf16): a question is too short for autocast's casts to pay."""
+    layers' bf16 weights do the work (qa.bf16): a question is too short for autocast's casts to pay. Once
+    `qa.query_graph.compile_queries` has traced the model, its frozen graph embeds them."""
+    from qa.query_graph import graph_of
+
     dim = int(model.get_embedding_dimension())
+    graph = graph_of(model)
+    if graph is not None and texts:
+        parts = [graph.encode(model, texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+        if all(p is not None for p in parts):
+            return np.vstack(parts).reshape(len(texts), dim)  # type: ignore[arg-type]
     vectors = model.encode_query(
         list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )

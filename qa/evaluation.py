@@ -478,13 +478,15 @@ def load_assistant(settings: Any) -> Any:
     from qa.api import Assistant
 
     try:
-        return Assistant.load(settings=settings, build_if_needed=True)
+        assistant: Any = Assistant.load(settings=settings, build_if_needed=True)
     except (ImportError, NotImplementedError, AttributeError) as exc:
         from qa.index import load_index
 
         why = f"{type(exc).__name__}: {exc}"
         log.warning("the answerer cannot be loaded (%s); evaluating retrieval and baselines only", why)
-        return RetrievalOnlyAssistant(settings, load_index(settings.index_dir, settings.embedding_model), why)
+        assistant = RetrievalOnlyAssistant(settings, load_index(settings.index_dir, settings.embedding_model), why)
+    assistant.searcher.warm_up()  # hundreds of questions follow, timed
+    return assistant
 
 
 def _settings_from(args: argparse.Namespace) -> Any:

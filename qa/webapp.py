@@ -311,7 +311,9 @@ def serve(
         log.warning("serving on %s without a login: anyone who can reach this host can use the app (set QA_AUTH)", host)
 
     def factory(progress: Callable[[str, int, int], None]) -> Assistant:
-        return Assistant.load(settings=settings, build_if_needed=True, progress=progress)
+        assistant = Assistant.load(settings=settings, build_if_needed=True, progress=progress)
+        assistant.warm_up()  # before the first question, not during it
+        return assistant
 
     if not quiet:
         sys.stderr.write(f"loading the index from {settings.index_dir} (built first if missing or stale)\n")

@@ -303,6 +303,7 @@ class ChatHandlers:
                     raise QAError(refused[0])
                 report(0.92, desc="新しい索引を読み込んでいます")
                 fresh = Assistant.load(settings=settings)
+                fresh.warm_up()
             except QAError as exc:
                 remove_report(stored, settings.corpus_dir)
                 return (f"【追加できません】{md_escape(stored.name)} を索引に登録できませんでした（{md_escape(str(exc))}）。", *same)
