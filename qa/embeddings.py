@@ -333,9 +333,11 @@ def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size
     """Unit-length float32 vectors of passages (the "passage: " prompt for e5; none for a model without one).
 
     On the bf16 path (the default) the texts go to the model in batches of similar token counts
-    (`token_batches`) under bf16 autocast; on the fp32 path, in one call that sentence-transformers batches
-    by character length, as it always did.
+    (`token_batches`) under bf16 autocast, by one worker per core (qa.embed_workers); on the fp32 path, in one
+    call that sentence-transformers batches by character length, as it always did.
     """
+    from qa.embed_workers import document_prompt, embed_batches, worker_plan
+
     dim = int(model.get_embedding_dimension())
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
@@ -345,9 +347,14 @@ def encode_passages(model: SentenceTransformer, texts: Sequence[str], batch_size
     if precision(model) == "fp32":
         vectors = model.encode_document(texts, batch_size=batch_size, **kwargs)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), dim)
+    batches = token_batches(model, texts, batch_size)
+    workers, threads = worker_plan()
+    if workers > 1 and len(batches) > 1:
+        return embed_batches(model, texts, batches, document_prompt(model), lambda: _bf16_autocast(model),
+                             min(workers, len(batches)), threads)
     out = np.empty((len(texts), dim), dtype=np.float32)
     with _bf16_autocast(model):
-        for rows in token_batches(model, texts, batch_size):
+        for rows in batches:
             batch = [texts[i] for i in rows]
             vectors = model.encode_document(batch, batch_size=len(batch), **kwargs)
             out[rows] = np.asarray(vectors, dtype=np.float32).reshape(len(batch), dim)
