@@ -99,3 +99,13 @@ def test_an_english_question_is_embedded_with_its_words_in_the_reports_japanese(
     assert all(word in text for word in glossed_words(english.lower(), catalog()))
     japanese = "豊中市の子ども医療費の記録はどこに保管されていますか"
     assert searcher.dense_text(japanese) == normalize(japanese)
+
+
+def test_a_public_body_named_in_english_reaches_its_japanese_name(assistant) -> None:  # type: ignore[no-untyped-def]
+    """Official English names of the bodies the reports name: whole, so the longer name wins over its words,
+    and the search then finds the unit that names the body."""
+    cat = catalog()
+    found = glossed_words("does the japan pension service get data from kawasaki's child allowance file?", cat)
+    assert "日本年金機構" in found and "機構" not in found
+    hits = assistant.searcher.search("Does the Japan Pension Service receive data from Kawasaki's child allowance file?", k=5)
+    assert any("日本年金機構" in h.chunk.text for h in hits)
