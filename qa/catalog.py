@@ -117,6 +117,7 @@ class Catalog:
     place_suffixes_ja: tuple[str, ...]
     not_places_ja: tuple[str, ...]
     glossary: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the reports' word → its English (normalised, lower)
+    english_equivalents: tuple[tuple[str, tuple[str, ...]], ...] = ()  # an English word → words for the same thing
     version: int = 0
     by_id: dict[str, FieldSpec] = field(default_factory=dict)
 
@@ -234,6 +235,10 @@ def load_catalog(path: Path | str = CATALOG_PATH) -> Catalog:
         glossary=tuple(
             (normalize(ja), tuple(normalize(en).lower() for en in _tuple(english)))
             for ja, english in data.get("glossary", {}).items()
+        ),
+        english_equivalents=tuple(
+            (normalize(word).lower(), tuple(normalize(w).lower() for w in _tuple(others)))
+            for word, others in data.get("english_equivalents", {}).items()
         ),
         version=int(data.get("version", 0)),
         by_id={f.id: f for f in fields},

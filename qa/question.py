@@ -89,14 +89,27 @@ def _ascii_word(word: str) -> re.Pattern[str]:
 
 
 @functools.lru_cache(maxsize=2048)
-def _name_pattern(name: str) -> re.Pattern[str]:
+def _name_pattern(name: str, equivalents: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> re.Pattern[str]:
     """An English field name as a pattern: "it" inside a name stands for what the question names, one to four
-    words ("when is it provided" finds "when is the information provided"); elsewhere as `_ascii_word`."""
+    words ("when is it provided" finds "when is the information provided"); a word of the catalog's
+    `english_equivalents` stands for its equivalents too ("whose information" finds "whose data")."""
+    same: dict[str, set[str]] = {}
+    for word, others in equivalents:
+        group = {word, *others}
+        for w in group:
+            same.setdefault(w, set()).update(group)
     words = name.split(" ")
-    if "it" not in words[1:]:
+    if "it" not in words[1:] and not same.keys() & set(words):
         return _ascii_word(name)
-    parts = [r"(?:[a-z0-9'-]+ ){0,3}[a-z0-9'-]+" if w == "it" and i else re.escape(w) for i, w in enumerate(words)]
-    return re.compile(rf"(?<![a-z-]){' '.join(parts)}(?![a-z])")
+
+    def part(i: int, w: str) -> str:
+        if w == "it" and i:
+            return r"(?:[a-z0-9'-]+ ){0,3}[a-z0-9'-]+"
+        if w in same:
+            return "(?:" + "|".join(re.escape(x) for x in sorted(same[w], key=len, reverse=True)) + ")"
+        return re.escape(w)
+
+    return re.compile(rf"(?<![a-z-]){' '.join(part(i, w) for i, w in enumerate(words))}(?![a-z])")
 
 
 def _contains(low: str, word: str) -> bool:
@@ -166,9 +179,10 @@ def lexical_field_scores(low: str, cat: Catalog) -> dict[str, float]:
     for spec in cat.fields:
         for name in spec.names:
             generic = name.lower() in type_words and not any(name in label for label in spec.labels)
-            if name and not generic and (_contains(low, name) or name.isascii() and _name_pattern(name).search(low)):
-                if name.isascii():
-                    found += [(spec.id, m.start(), m.end(), name) for m in _name_pattern(name).finditer(low)]
+            pattern = _name_pattern(name, cat.english_equivalents) if name.isascii() else None
+            if name and not generic and (_contains(low, name) or pattern is not None and pattern.search(low)):
+                if pattern is not None:
+                    found += [(spec.id, m.start(), m.end(), name) for m in pattern.finditer(low)]
                 else:
                     found += [(spec.id, m.start(), m.end(), name) for m in re.finditer(re.escape(name), low)]
 

@@ -109,3 +109,14 @@ def test_a_public_body_named_in_english_reaches_its_japanese_name(assistant) -> 
     assert "日本年金機構" in found and "機構" not in found
     hits = assistant.searcher.search("Does the Japan Pension Service receive data from Kawasaki's child allowance file?", k=5)
     assert any("日本年金機構" in h.chunk.text for h in hits)
+
+
+def test_data_and_information_stand_for_each_other_in_english_field_names() -> None:
+    """The catalog's english_equivalents: a name written with "information" is found by a question that says
+    "data", and the other way round; the word alone still has to stand at word boundaries."""
+    from qa.question import lexical_field_scores
+
+    cat = catalog()
+    scores = lexical_field_scores("in toyonaka, whose data is held in the file?", cat)
+    assert max(scores, key=scores.get) == "people_scope"
+    assert "people_scope" not in lexical_field_scores("whose databases are these?", cat)
