@@ -72,14 +72,14 @@ def test_no_graph_for_the_fp32_reference_or_a_users_folder(tmp_path) -> None:  #
     assert compile_queries(own) is None and graph_of(own) is None
 
 
-def test_warm_up_traces_the_question_path_and_answers_stay_the_same(settings, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_warm_up_traces_the_question_path_and_answers_stay_the_same(settings) -> None:  # type: ignore[no-untyped-def]
     """The app and batches warm their assistant: its model then embeds questions through the graph, and the
-    answers are the ones the eager path gives (the session's assistant is left eager)."""
+    answers are the ones an assistant left eager gives (each loads its own model)."""
     from qa.api import Assistant
 
-    warm = Assistant.load(settings=settings)
+    warm, eager = Assistant.load(settings=settings), Assistant.load(settings=settings)
     warm.warm_up()
-    assert graph_of(warm.index.embedder) is not None and graph_of(assistant.index.embedder) is None
+    assert graph_of(warm.index.embedder) is not None and graph_of(eager.index.embedder) is None
     for question in ("豊中市の評価書で特定個人情報の保管期間は？", "Who is the personal information outsourced to in Matsudo?"):
-        a, b = warm.ask(question), assistant.ask(question)
+        a, b = warm.ask(question), eager.ask(question)
         assert a.answer == b.answer and [c.line for c in a.citations] == [c.line for c in b.citations]
