@@ -315,6 +315,15 @@ def understand(
     yesno = is_yesno(norm, english, cat)
     scoping = scope(norm, cards, cat, only)
     lexical = lexical_field_scores(low, cat)
+    # A question that names a part of the form and asks for a kind of value (第三者点検 … いつ, when … the
+    # third-party review) asks for that part's field of the kind (its 実施日), though the name it uses is a
+    # sibling's (第三者点検 is also a name of its 方法).
+    for spec in cat.fields:
+        if spec.type == kind and spec.section and spec.id not in lexical:
+            mates = [lexical[f.id] for f in cat.fields
+                     if f.section == spec.section and f.id in lexical and f.type != kind]
+            if mates:
+                lexical[spec.id] = max(mates) + 0.05
     w = weights or {}
     w_lex, w_dense = w.get("field_lexical", 1.0), w.get("field_dense", 1.0)
     dense = dense_scores or {}

@@ -155,3 +155,16 @@ def test_when_a_change_was_made_names_the_row_not_quotes_it(assistant) -> None:
     assert re.match(r"(令和|平成)\d+年\d+月\d+日", a.answer), a.answer
     assert len(a.answer) < 200 and "変更前の記載" not in a.answer
     _verbatim(a)
+
+
+def test_a_date_the_form_leaves_unfilled_is_not_stated(assistant) -> None:  # type: ignore[no-untyped-def]
+    """003 prints 「令和6年 月 日」 for the dates of its consultation and its third-party review: a template,
+    not a date. Asked when, the answer says so and cites the field, in either language, and does not take a date
+    from the neighbouring text (③結果 quotes the 2021 guideline's date). A filled date is still answered."""
+    for question in ("松戸市の住基の評価書では第三者点検を何年何月何日に実施しましたか", "On what date did Matsudo hold the third-party review?"):
+        answer = assistant.ask(question)
+        assert answer.abstained, (question, answer.answer)
+        assert "令和6年 月 日" in answer.answer and "令和3年2月5日" not in answer.answer
+        assert any(c.line == 799 and c.card.startswith("003") for c in answer.citations), answer.citations
+    filled = assistant.ask("豊中市の子ども医療費の評価書で、基礎項目評価はいつ実施されましたか")
+    assert not filled.abstained and "令和2年6月30日" in filled.answer, filled.answer

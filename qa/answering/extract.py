@@ -38,6 +38,14 @@ PATTERNS = {
 NOUN = re.compile(f"[{NAME_CHARS}・]{{2,}}")
 
 
+UNFILLED_DATE = re.compile(r"(?:令和|平成|昭和)\s*(?:\d{1,2}|元)?\s*年\s*月|月\s+日")
+
+
+def unfilled_date(text: str) -> bool:
+    """A date the form leaves to be filled in (「令和6年 月 日」): its month or day has no number."""
+    return UNFILLED_DATE.search(text) is not None
+
+
 def extract(text: str, kind: str) -> list[str]:
     """Every value of answer type `kind` in `text`, in order; [] for types without a pattern."""
     pattern = PATTERNS.get(kind)

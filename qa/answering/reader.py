@@ -18,7 +18,7 @@ from dataclasses import replace
 from qa.answering.answer import Answer, Citation, Retrieved
 from qa.answering.blocks import BlockReading
 from qa.answering.evidence import MAX_EVIDENCE, MAX_LIST, NOT_STATED, Evidence, trim
-from qa.answering.extract import date_key, extract, sentences
+from qa.answering.extract import date_key, extract, sentences, unfilled_date
 from qa.answering.passages import PassageReading
 from qa.answering.statements import best_statement, is_change_history
 from qa.catalog import FieldSpec, catalog
@@ -236,6 +236,10 @@ class Reader(BlockReading, PassageReading):
             return picked
         crumb, f = picked
         parts = [Evidence(self.value_text(f), crumb, f.label, f.line, f.end_line)]
+        if spec.type == "date" and not q.yesno and unfilled_date(parts[0].text):
+            shown = parts[0].text
+            return self.abstain(q, hits, f"「{f.label}」は日付が記入されていません（「{shown}」のまま）。",
+                                f"「{f.label}」 gives no date: the form reads 「{shown}」.", card, parts[0])
         if q.answer_type in ("date", "duration", "frequency", "number") and not self.short_of(q, parts[0].text):
             return None  # the field holds no value of the asked kind (a choice, not its period): read the passages
         if q.yesno:
@@ -450,17 +454,22 @@ class Reader(BlockReading, PassageReading):
             body = f"According to {card.label}: {body}"
         return Answer(q.text, f"{body} {marks}".strip(), False, citations, kind=kind)
 
-    def abstain(self, q: Question, hits: list[Hit], reason_ja: str, reason_en: str, card: Card | None = None) -> Answer:
+    def abstain(self, q: Question, hits: list[Hit], reason_ja: str, reason_en: str, card: Card | None = None,
+                evidence: Evidence | None = None) -> Answer:
+        """Not stated, and why; `evidence`: the line that shows it (a field left as a template), cited."""
         lang = "en" if q.english else "ja"
         reason = reason_en if q.english else reason_ja
         where = f"（{card.label}）" if card is not None and not q.english else (f" ({card.label})" if card else "")
         text = f"{NOT_STATED[lang]}{where} {reason}".strip()
+        cited = [self.cite(card, evidence)] if evidence is not None and card is not None else []
+        if cited:
+            text += " [1]"
         near = [h for h in hits if card is None or h.chunk.card == card.id][:3]
         if near:
             text += ("\n近い記載: " if lang == "ja" else "\nNearest passages: ") + " / ".join(
                 f"{h.chunk.section} {h.chunk.line}行" if lang == "ja" else f"{h.chunk.section} line {h.chunk.line}" for h in near
             )
-        return Answer(q.text, text, True, [], cards=[card.id] if card else [], kind="abstain")
+        return Answer(q.text, text, True, cited, cards=[card.id] if card else [], kind="abstain")
 
 
 __all__ = ["Evidence", "NOT_STATED", "Reader", "sentences"]
