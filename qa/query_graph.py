@@ -87,21 +87,19 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class _SentenceEmbedding:
-    """What is traced: the model's forward from its features to the sentence embedding."""
+def _traceable(model: Any, keys: tuple[str, ...], constants: tuple[tuple[str, Any], ...]) -> Any:
+    """What is traced: the model's own forward, from its tensor features to the sentence embedding."""
+    import torch
 
-    def __new__(cls, model: Any, keys: tuple[str, ...], constants: tuple[tuple[str, Any], ...]) -> Any:
-        import torch
+    class SentenceEmbedding(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-        class Forward(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
+        def forward(self, *tensors: Any) -> Any:
+            return self.model({**dict(zip(keys, tensors)), **dict(constants)})["sentence_embedding"]
 
-            def forward(self, *tensors: Any) -> Any:
-                return self.model({**dict(zip(keys, tensors)), **dict(constants)})["sentence_embedding"]
-
-        return Forward().eval()
+    return SentenceEmbedding().eval()
 
 
 def _split(features: dict[str, Any]) -> tuple[tuple[str, ...], tuple[tuple[str, Any], ...]]:
@@ -125,7 +123,7 @@ def trace_queries(model: Any) -> QueryGraph | None:
         with warnings.catch_warnings():  # torch.jit's deprecation notes and the tracer's shape notes
             warnings.simplefilter("ignore")
             with torch.inference_mode():
-                traced = torch.jit.trace(_SentenceEmbedding(model, keys, constants), tuple(sample[k] for k in keys),
+                traced = torch.jit.trace(_traceable(model, keys, constants), tuple(sample[k] for k in keys),
                                          check_trace=False)
                 graph = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
         candidate = QueryGraph(graph, prompt, keys, constants, 0.0)
